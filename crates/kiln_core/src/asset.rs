@@ -1,0 +1,70 @@
+//! The asset model: what [`discover`](crate::discover) finds and every later stage indexes by.
+//!
+//! An asset is one source file: a dense [`AssetId`], its logical path (POSIX, relative to the
+//! source root, the key in every manifest), its bytes and its [`AssetKind`]. This module does not
+//! read files or decide what to do with them.
+
+use std::path::PathBuf;
+
+/// Dense index of an asset in a build, in logical-path order (so ids are deterministic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AssetId(pub u32);
+
+impl AssetId {
+    /// The index into the build's asset list.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What a file is, by extension; decides which transformer handles it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AssetKind {
+    /// `.css`
+    Css,
+    /// `.js`, `.mjs`, `.cjs`
+    Js,
+    /// `.png`
+    Png,
+    /// `.jpg`, `.jpeg`
+    Jpeg,
+    /// Anything else: fingerprinted and copied as is.
+    Other,
+}
+
+impl AssetKind {
+    /// Classifies a logical path by its extension (case-insensitive).
+    pub fn from_path(path: &str) -> AssetKind {
+        let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+        match ext.as_deref() {
+            Some("css") => AssetKind::Css,
+            Some("js" | "mjs" | "cjs") => AssetKind::Js,
+            Some("png") => AssetKind::Png,
+            Some("jpg" | "jpeg") => AssetKind::Jpeg,
+            _ => AssetKind::Other,
+        }
+    }
+}
+
+/// One source file.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    /// Its index.
+    pub id: AssetId,
+    /// POSIX path relative to the source root: `css/app.css`.
+    pub logical: String,
+    /// The path on disk, as the user would type it (`assets/css/app.css`): used in diagnostics.
+    pub path: PathBuf,
+    /// What it is.
+    pub kind: AssetKind,
+    /// Its contents.
+    pub bytes: Vec<u8>,
+}
+
+impl Asset {
+    /// The path to show in diagnostics.
+    pub fn display_path(&self) -> String {
+        self.path.display().to_string()
+    }
+}

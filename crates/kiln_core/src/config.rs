@@ -1,0 +1,365 @@
+//! Configuration: `kiln.toml`, its defaults, and validation.
+//!
+//! The keys are a contract (other tools write them): extend, never rename. Unknown keys are
+//! errors that name the key and its position. Relative paths in a file are relative to the
+//! file's folder; this module resolves them on load, so the rest of kiln only sees resolved paths.
+//! Command-line overrides are applied by the caller (the CLI) on the loaded [`Config`].
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The name kiln looks for in the current directory when no `--config` is given.
+pub const CONFIG_FILE: &str = "kiln.toml";
+
+/// Everything a build needs to know. Construct with [`Config::default`] and set fields, or
+/// [`Config::load`] a `kiln.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// The folder of source assets.
+    pub src: PathBuf,
+    /// The folder kiln writes fingerprinted files and manifests into (Django's `STATIC_ROOT`).
+    pub out: PathBuf,
+    /// The URL the output folder is served under (Django's `STATIC_URL`), e.g. `/static/` or
+    /// `https://cdn.example.com/static/`. Source references that are `/`-absolute and start with
+    /// its path are resolved against `src`.
+    pub public_url: String,
+    /// Hex characters of the BLAKE3 content hash inserted in file names.
+    pub hash_length: usize,
+    /// Minify CSS (and, later, JS). `--no-minify` turns it off.
+    pub minify: bool,
+    /// Write `.map` files for transformed CSS/JS.
+    pub source_maps: bool,
+    /// A reference to a missing file is an error (true) or a warning that leaves it untouched (false).
+    pub strict: bool,
+    /// Browserslist queries (a string or a list) that CSS (and JS) output must support. Unset means
+    /// no down-levelling or prefixing.
+    #[serde(alias = "browserslist")]
+    pub targets: Option<Targets>,
+    /// Globs of source files to skip. A glob without `/` matches any path component.
+    pub exclude: Vec<String>,
+    /// How many builds' worth of fingerprinted files to keep in `out` for rolling deploys.
+    pub keep_builds: usize,
+    /// Worker threads for the transform stage; unset means one per core.
+    pub jobs: Option<usize>,
+    /// Which manifests to write.
+    pub manifest: ManifestConfig,
+    /// CSS options.
+    pub css: CssConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            src: PathBuf::from("assets"),
+            out: PathBuf::from("static"),
+            public_url: "/static/".to_owned(),
+            hash_length: 12,
+            minify: true,
+            source_maps: true,
+            strict: true,
+            targets: None,
+            // Django's collectstatic ignore patterns.
+            exclude: vec![".*".to_owned(), "*~".to_owned(), "CVS".to_owned()],
+            keep_builds: 3,
+            jobs: None,
+            manifest: ManifestConfig::default(),
+            css: CssConfig::default(),
+        }
+    }
+}
+
+/// Browserslist queries: `targets = "defaults"` or `targets = ["> 0.5%", "not dead"]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Targets {
+    /// One comma-separated query string.
+    One(String),
+    /// A list of queries.
+    Many(Vec<String>),
+}
+
+impl Targets {
+    /// The queries as a list.
+    pub fn queries(&self) -> Vec<String> {
+        match self {
+            Targets::One(s) => vec![s.clone()],
+            Targets::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[manifest]`: which manifest files to write into `out`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ManifestConfig {
+    /// Formats to write; see [`ManifestFormat`].
+    pub formats: Vec<ManifestFormat>,
+}
+
+impl Default for ManifestConfig {
+    fn default() -> Self {
+        ManifestConfig {
+            formats: vec![ManifestFormat::Kiln, ManifestFormat::Django, ManifestFormat::Flask],
+        }
+    }
+}
+
+/// A manifest format. The names are a contract used by `--manifest` and `[manifest] formats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManifestFormat {
+    /// kiln's own `manifest.json` (sizes, integrity, references, source maps).
+    Kiln,
+    /// Django's `staticfiles.json` for ManifestStaticFilesStorage and WhiteNoise.
+    Django,
+    /// flask-static-digest's `cache_manifest.json`.
+    Flask,
+}
+
+impl ManifestFormat {
+    /// Every format, in the order they are written (kiln's last).
+    pub const ALL: [ManifestFormat; 3] = [ManifestFormat::Django, ManifestFormat::Flask, ManifestFormat::Kiln];
+
+    /// The format's name as used on the command line and in `kiln.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ManifestFormat::Kiln => "kiln",
+            ManifestFormat::Django => "django",
+            ManifestFormat::Flask => "flask",
+        }
+    }
+
+    /// The file name it is written to, in `out`.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            ManifestFormat::Kiln => "manifest.json",
+            ManifestFormat::Django => "staticfiles.json",
+            ManifestFormat::Flask => "cache_manifest.json",
+        }
+    }
+
+    /// Parses a comma-separated list such as `kiln,django`.
+    pub fn parse_list(list: &str) -> Result<Vec<ManifestFormat>, ConfigError> {
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let format = Self::ALL
+                .into_iter()
+                .find(|f| f.name() == name)
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "manifest".to_owned(),
+                    message: format!("unknown manifest format `{name}` (expected kiln, django or flask)"),
+                })?;
+            if !out.contains(&format) {
+                out.push(format);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `[css]`: options for the CSS transformer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CssConfig {
+    /// Inline `@import`ed files that are in the source tree into the importing file.
+    pub bundle: bool,
+    /// Skip invalid rules and declarations with a warning instead of failing the build.
+    pub error_recovery: bool,
+}
+
+/// A problem with the configuration: exit status 2 in the CLI.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("{path}: cannot read config: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown or mistyped keys.
+    #[error("{path}:{line}:{column}: error: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 if unknown).
+        line: usize,
+        /// 1-based column (0 if unknown).
+        column: usize,
+        /// What the TOML parser said, naming the key.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("invalid `{key}`: {message}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`, resolving relative `src` and `out` against the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::from_toml(&text, path)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        config.src = join_base(base, &config.src);
+        config.out = join_base(base, &config.out);
+        Ok(config)
+    }
+
+    /// Parses TOML text; `path` is only used in error messages. Paths are left as written.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str::<Config>(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })
+    }
+
+    /// Checks ranges and normalises values (`public_url` gets a trailing `/`).
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if !(8..=64).contains(&self.hash_length) {
+            return Err(invalid("hash_length", format!("{} is not between 8 and 64", self.hash_length)));
+        }
+        if self.keep_builds == 0 {
+            return Err(invalid("keep_builds", "must be at least 1 (the current build)"));
+        }
+        if self.jobs == Some(0) {
+            return Err(invalid("jobs", "must be at least 1"));
+        }
+        if self.public_url.is_empty() {
+            self.public_url = "/".to_owned();
+        }
+        if !self.public_url.ends_with('/') {
+            self.public_url.push('/');
+        }
+        if !(self.public_url.starts_with('/') || self.public_url.contains("://") || self.public_url.starts_with("//")) {
+            return Err(invalid(
+                "public_url",
+                format!("`{}` must start with `/`, `//` or a scheme such as `https://`", self.public_url),
+            ));
+        }
+        for glob in &self.exclude {
+            globset::Glob::new(glob).map_err(|e| invalid("exclude", e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// The path part of `public_url` (`/static/` for `https://cdn.example.com/static/`).
+    pub fn public_path(&self) -> &str {
+        let url = self.public_url.as_str();
+        let after_scheme = match url.find("://") {
+            Some(i) => &url[i + 3..],
+            None => url.strip_prefix("//").unwrap_or(url),
+        };
+        if url.starts_with('/') && !url.starts_with("//") {
+            return url;
+        }
+        after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn join_base(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() || base.as_os_str().is_empty() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}
+
+/// 1-based line and column (in characters) of byte offset `at` in `text`.
+pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (line, column)
+}
+
+impl fmt::Display for ManifestFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it_and_its_position() {
+        let err = Config::from_toml("src = \"a\"\nminfy = false\n", Path::new("kiln.toml")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("kiln.toml:2:1: error: unknown field `minfy`"), "{text}");
+    }
+
+    #[test]
+    fn unknown_key_in_a_table_is_an_error() {
+        let err = Config::from_toml("[css]\nbundel = true\n", Path::new("k.toml")).unwrap_err();
+        assert!(err.to_string().contains("unknown field `bundel`"), "{err}");
+    }
+
+    #[test]
+    fn targets_take_a_string_or_a_list() {
+        let c = Config::from_toml("targets = \"defaults\"", Path::new("k")).unwrap();
+        assert_eq!(c.targets.unwrap().queries(), vec!["defaults"]);
+        let c = Config::from_toml("browserslist = [\"chrome 90\", \"firefox 90\"]", Path::new("k")).unwrap();
+        assert_eq!(c.targets.unwrap().queries().len(), 2);
+    }
+
+    #[test]
+    fn public_path_of_cdn_and_local_urls() {
+        let mut c = Config { public_url: "https://cdn.example.com/static".into(), ..Config::default() };
+        c.validate().unwrap();
+        assert_eq!(c.public_url, "https://cdn.example.com/static/");
+        assert_eq!(c.public_path(), "/static/");
+        c.public_url = "//cdn.example.com/".into();
+        assert_eq!(c.public_path(), "/");
+        c.public_url = "/assets/".into();
+        assert_eq!(c.public_path(), "/assets/");
+    }
+
+    #[test]
+    fn validate_rejects_bad_values() {
+        let mut c = Config { hash_length: 4, ..Config::default() };
+        assert!(matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "hash_length"));
+        let mut c = Config { public_url: "static/".into(), ..Config::default() };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn manifest_list_parses_and_rejects_unknown_names() {
+        assert_eq!(
+            ManifestFormat::parse_list("django, kiln").unwrap(),
+            vec![ManifestFormat::Django, ManifestFormat::Kiln]
+        );
+        assert!(ManifestFormat::parse_list("kiln,vite").unwrap_err().to_string().contains("vite"));
+    }
+}

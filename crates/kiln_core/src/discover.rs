@@ -1,0 +1,176 @@
+//! Stage 1, discover: walk the source root and read every file into an [`Asset`].
+//!
+//! Owns: which files are part of the build (exclude globs, the output and cache folders never
+//! are), logical paths (POSIX, relative to the root), deterministic ids (sorted by logical path),
+//! and reading bytes (in parallel). Does not look inside files.
+
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use rayon::prelude::*;
+
+use crate::asset::{Asset, AssetId, AssetKind};
+use crate::config::Config;
+
+/// The source files of a build, sorted by logical path; `assets[i].id == AssetId(i)`.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// The assets.
+    pub assets: Vec<Asset>,
+}
+
+/// Why discovery failed: these stop the build before any file is transformed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiscoverError {
+    /// The source root does not exist or is not a folder.
+    #[error("{0}: source folder does not exist (set `src` in kiln.toml or pass --src)")]
+    MissingRoot(PathBuf),
+    /// Walking or reading failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file name is not valid UTF-8, so it cannot be a URL or a manifest key.
+    #[error("{0}: file name is not valid UTF-8; rename it")]
+    NonUtf8Name(PathBuf),
+}
+
+/// Walks `config.src`, skipping `config.exclude` and the output folder if it sits inside `src`.
+pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
+    let root = &config.src;
+    if !root.is_dir() {
+        return Err(DiscoverError::MissingRoot(root.clone()));
+    }
+    let excludes = Excludes::new(&config.exclude);
+    let skip_dirs: Vec<PathBuf> = [&config.out]
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let walker = walkdir::WalkDir::new(root).follow_links(true).into_iter();
+    let walker = walker.filter_entry(|entry| {
+        if entry.depth() == 0 {
+            return true;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else { return true };
+        if excludes.is_excluded(rel) {
+            return false;
+        }
+        if entry.file_type().is_dir() {
+            if let Ok(canon) = entry.path().canonicalize() {
+                return !skip_dirs.contains(&canon);
+            }
+        }
+        true
+    });
+    for entry in walker {
+        let entry = entry.map_err(|e| DiscoverError::Io {
+            path: e.path().map_or_else(|| root.clone(), Path::to_owned),
+            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(root).expect("walked below root");
+        let logical = logical_path(rel).ok_or_else(|| DiscoverError::NonUtf8Name(entry.path().to_owned()))?;
+        found.push((logical, entry.path().to_owned()));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let assets = found
+        .into_par_iter()
+        .enumerate()
+        .map(|(i, (logical, path))| {
+            let bytes = std::fs::read(&path).map_err(|source| DiscoverError::Io { path: path.clone(), source })?;
+            Ok(Asset {
+                id: AssetId(i as u32),
+                kind: AssetKind::from_path(&logical),
+                logical,
+                path,
+                bytes,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Discovered { assets })
+}
+
+/// `a/b/c.css` from a relative path, or None when a component is not UTF-8.
+fn logical_path(rel: &Path) -> Option<String> {
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    Some(parts?.join("/"))
+}
+
+/// Exclude globs: one with a `/` matches the whole logical path, one without matches any component.
+struct Excludes {
+    whole: GlobSet,
+    component: GlobSet,
+}
+
+impl Excludes {
+    fn new(globs: &[String]) -> Self {
+        let mut whole = GlobSetBuilder::new();
+        let mut component = GlobSetBuilder::new();
+        for g in globs {
+            // Validated in Config::validate; an invalid glob here is skipped rather than panicking.
+            let Ok(glob) = Glob::new(g.trim_start_matches('/')) else { continue };
+            if g.contains('/') {
+                whole.add(glob);
+            } else {
+                component.add(glob);
+            }
+        }
+        Excludes {
+            whole: whole.build().unwrap_or_else(|_| GlobSet::empty()),
+            component: component.build().unwrap_or_else(|_| GlobSet::empty()),
+        }
+    }
+
+    fn is_excluded(&self, rel: &Path) -> bool {
+        let name = rel.file_name().unwrap_or_default();
+        self.component.is_match(name) || logical_path(rel).is_some_and(|l| self.whole.is_match(l))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(root: &Path, rel: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, rel).unwrap();
+    }
+
+    #[test]
+    fn walks_sorted_skipping_excluded_and_the_output_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("assets");
+        for f in ["b.css", "a/z.js", "a/.DS_Store", ".git/config", "x.css~", "vendor/min/v.js", "out/old.css"] {
+            touch(&src, f);
+        }
+        let config = Config {
+            src: src.clone(),
+            out: src.join("out"),
+            exclude: vec![".*".into(), "*~".into(), "vendor/min/**".into()],
+            ..Config::default()
+        };
+        let found = discover(&config).unwrap();
+        let names: Vec<&str> = found.assets.iter().map(|a| a.logical.as_str()).collect();
+        assert_eq!(names, ["a/z.js", "b.css"]);
+        assert_eq!(found.assets[1].id, AssetId(1));
+        assert_eq!(found.assets[1].bytes, b"b.css");
+        assert_eq!(found.assets[1].kind, AssetKind::Css);
+    }
+
+    #[test]
+    fn missing_root_is_an_error_naming_it() {
+        let config = Config { src: "/nonexistent/kiln-src".into(), ..Config::default() };
+        let err = discover(&config).unwrap_err().to_string();
+        assert!(err.starts_with("/nonexistent/kiln-src: source folder does not exist"), "{err}");
+    }
+}

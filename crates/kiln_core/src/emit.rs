@@ -1,0 +1,115 @@
+//! Stage 4, emit: write the fingerprinted files into the output folder, and later remove the ones
+//! no recent build needs.
+//!
+//! Owns the output folder's safety rules: every file is written to a temporary name and renamed;
+//! a file that already exists with the same bytes is not rewritten (fingerprinted names are
+//! content-addressed, so a no-op build writes nothing); earlier builds' files stay until they fall
+//! out of the last `keep_builds` builds, tracked in `.kiln-builds.json`, so a rolling deploy still
+//! serves them. Only files kiln itself wrote are ever deleted. Does not write manifests.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::fsutil::write_atomic;
+use crate::link::{Linked, OutputFile};
+
+/// The file in `out` that records which files recent builds wrote.
+pub const HISTORY_FILE: &str = ".kiln-builds.json";
+
+/// What emitting wrote.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// Every output file of this build (relative, sorted).
+    pub files: Vec<String>,
+    /// How many were written (the rest already existed with the same bytes).
+    pub written: usize,
+}
+
+/// A write or delete in the output folder failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct EmitError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub source: std::io::Error,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmitError + '_ {
+    move |source| EmitError { path: path.to_owned(), source }
+}
+
+/// Writes every asset and map of `linked` into `out`.
+pub fn emit(linked: &Linked, out: &Path) -> Result<Emitted, EmitError> {
+    let files: Vec<&OutputFile> = linked
+        .assets
+        .iter()
+        .flat_map(|a| std::iter::once(&a.output).chain(a.map.as_ref()))
+        .collect();
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let written: Vec<bool> = files
+        .par_iter()
+        .map(|f| {
+            let path = out.join(&f.path);
+            if let Ok(existing) = std::fs::read(&path) {
+                if existing == f.bytes {
+                    return Ok(false);
+                }
+            }
+            write_atomic(&path, &f.bytes).map_err(io_err(&path))?;
+            Ok(true)
+        })
+        .collect::<Result<_, EmitError>>()?;
+    let mut names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    names.sort();
+    Ok(Emitted { files: names, written: written.into_iter().filter(|w| *w).count() })
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct History {
+    version: u32,
+    /// Newest first: the files each build wrote.
+    builds: Vec<Vec<String>>,
+}
+
+/// Records this build's files (plus `extra`, the manifests) and deletes files that only builds
+/// older than the last `keep` wrote. Returns the removed paths. Call after the manifests are written.
+pub fn retire_old_builds(out: &Path, emitted: &Emitted, keep: usize) -> Result<Vec<String>, EmitError> {
+    let history_path = out.join(HISTORY_FILE);
+    let mut history: History = std::fs::read(&history_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    history.version = 1;
+    if history.builds.first() != Some(&emitted.files) {
+        history.builds.insert(0, emitted.files.clone());
+    }
+    let dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
+    let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
+    let mut removed: Vec<String> = dropped.into_iter().flatten().filter(|f| !kept.contains(f)).collect();
+    removed.sort();
+    removed.dedup();
+    let json = serde_json::to_vec_pretty(&history).expect("history serialises");
+    write_atomic(&history_path, &json).map_err(io_err(&history_path))?;
+    for f in &removed {
+        let path = out.join(f);
+        match std::fs::remove_file(&path) {
+            Ok(()) => remove_empty_parents(out, &path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&path)(e)),
+        }
+    }
+    Ok(removed)
+}
+
+fn remove_empty_parents(out: &Path, file: &Path) {
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        if d == out || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

@@ -1,0 +1,37 @@
+//! kiln_core: the asset model, configuration, diagnostics and the pipeline stages that do not
+//! depend on any codec.
+//!
+//! The build is a pipeline of stages, each in a module of the same name, each taking the previous
+//! stage's output by value (see `ARCHITECTURE.md` at the repository root):
+//!
+//! 1. [`discover`]: walk the source root, read every file, classify it.
+//! 2. [`transform`]: per-asset, parallel, pure bytes-in/bytes-out work done by a [`Transformer`]
+//!    (CSS, JS and images live in their own crates and plug in here); references to other assets are
+//!    left as placeholders.
+//! 3. [`link`]: resolve references, hash (cycle-safe), substitute final URLs, fix source maps.
+//! 4. [`emit`]: write fingerprinted files atomically, keep earlier builds' files, clean up old ones.
+//! 5. [`manifest`]: write kiln's, Django's and Flask's manifests, last and atomically.
+//!
+//! This crate does no minification or image work itself and has no CLI concerns.
+
+pub mod asset;
+pub mod config;
+pub mod diagnostic;
+pub mod discover;
+pub mod emit;
+mod fsutil;
+pub mod link;
+pub mod manifest;
+pub mod pipeline;
+pub mod srcmap;
+pub mod transform;
+pub mod url;
+
+pub use asset::{Asset, AssetId, AssetKind};
+pub use config::{Config, ConfigError, ManifestFormat};
+pub use diagnostic::{Diagnostic, Severity};
+pub use pipeline::{BuildError, BuildReport, Progress, build};
+pub use transform::{RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+
+/// The version of kiln that produced an output; recorded in manifests and mixed into caches.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,442 @@
+//! Stage 3, link: resolve every reference, hash every asset, substitute final URLs.
+//!
+//! Owns content hashing and its invariants:
+//! - an asset's *isolated* hash is BLAKE3 of its transformed bytes (placeholders included, which
+//!   are deterministic) and of its source map;
+//! - its *final* hash mixes in the final URL text of everything it references, so a file's name
+//!   changes exactly when its bytes or anything it reaches changes;
+//! - a cycle (`a.css` imports `b.css` imports `a.css`) is one strongly connected component,
+//!   hashed together from its members' isolated hashes and the edges inside it, so cycles are legal
+//!   and stable (no "max passes exceeded").
+//!
+//! Components are visited in dependency order (Tarjan's algorithm yields them that way), which is
+//! sequential but only hashes 32-byte digests and short URLs; reading file bytes (isolated hashes)
+//! and substitution run in parallel. Missing targets become diagnostics at the reference's
+//! line:column. Does not touch the file system.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aho_corasick::AhoCorasick;
+use base64::Engine as _;
+use petgraph::graph::{DiGraph, NodeIndex};
+use rayon::prelude::*;
+use sha2::Digest as _;
+
+use crate::asset::Asset;
+use crate::config::Config;
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::srcmap::{self, Edit};
+use crate::transform::{MapComment, RefSyntax, Reference, TransformOutput, Transformed};
+use crate::url::{self, Specifier};
+
+/// A file of the build's output (a fingerprinted asset or its source map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputFile {
+    /// POSIX path relative to the output folder: `css/app.0123456789ab.css`.
+    pub path: String,
+    /// Final contents.
+    pub bytes: Vec<u8>,
+}
+
+/// One asset after linking: final bytes and name.
+#[derive(Debug, Clone)]
+pub struct LinkedAsset {
+    /// Logical path (the manifest key).
+    pub logical: String,
+    /// The fingerprinted file.
+    pub output: OutputFile,
+    /// Its source map, when the transformer produced one.
+    pub map: Option<OutputFile>,
+    /// Size of the source file in bytes.
+    pub source_size: u64,
+    /// Logical paths of the assets it references, sorted, without duplicates.
+    pub references: Vec<String>,
+    /// MIME type guessed from the extension.
+    pub content_type: String,
+    /// Subresource Integrity of the final bytes (`sha384-...`).
+    pub integrity: String,
+}
+
+/// The result of linking: every asset (in logical-path order) and the diagnostics found.
+#[derive(Debug, Default)]
+pub struct Linked {
+    /// The assets; empty when `diagnostics` has an error.
+    pub assets: Vec<LinkedAsset>,
+    /// Transform and link diagnostics, sorted by path and position.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Linked {
+    /// True when a diagnostic is an error (nothing may be emitted).
+    pub fn failed(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Where a reference points after resolution.
+#[derive(Debug, Clone)]
+enum Target {
+    /// Leave the URL as written.
+    Keep,
+    /// Another asset (by index); write its fingerprinted name.
+    Asset { index: usize, dir_prefix: String, suffix: String },
+}
+
+/// Resolves, hashes and substitutes. `config.strict` decides whether a missing target is an error.
+pub fn link(transformed: Transformed, config: &Config) -> Linked {
+    let Transformed { assets, outputs } = transformed;
+    let mut diagnostics: Vec<Diagnostic> = outputs.iter().flat_map(|o| o.diagnostics.iter().cloned()).collect();
+
+    let targets = resolve(&assets, &outputs, config, &mut diagnostics);
+    sort_diagnostics(&mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        return Linked { assets: Vec::new(), diagnostics };
+    }
+
+    let isolated: Vec<blake3::Hash> = outputs.par_iter().map(isolated_hash).collect();
+    let names = final_names(&assets, &outputs, &targets, &isolated, config.hash_length);
+
+    if let Some(d) = name_collision(&assets, &names) {
+        diagnostics.push(d);
+        return Linked { assets: Vec::new(), diagnostics };
+    }
+
+    let results: Vec<Result<LinkedAsset, Diagnostic>> = assets
+        .par_iter()
+        .zip(outputs.into_par_iter())
+        .enumerate()
+        .map(|(i, (_, output))| substitute(&assets, output, &targets[i], &names, i))
+        .collect();
+    let mut linked = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(a) => linked.push(a),
+            Err(d) => diagnostics.push(d),
+        }
+    }
+    sort_diagnostics(&mut diagnostics);
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        linked.clear();
+    }
+    Linked { assets: linked, diagnostics }
+}
+
+fn sort_diagnostics(d: &mut [Diagnostic]) {
+    d.sort_by(|a, b| (&a.path, a.line, a.column, &a.message).cmp(&(&b.path, b.line, b.column, &b.message)));
+}
+
+/// Resolves every reference of every asset; pushes a diagnostic for each one that cannot be.
+fn resolve(
+    assets: &[Asset],
+    outputs: &[TransformOutput],
+    config: &Config,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Vec<Target>> {
+    let index: HashMap<&str, usize> = assets.iter().enumerate().map(|(i, a)| (a.logical.as_str(), i)).collect();
+    let public_path = config.public_path();
+    let severity = if config.strict { Severity::Error } else { Severity::Warning };
+    let mut all = Vec::with_capacity(assets.len());
+    for (asset, output) in assets.iter().zip(outputs) {
+        let mut targets = Vec::with_capacity(output.references.len());
+        for r in &output.references {
+            let from = r.from.as_deref().unwrap_or(&asset.logical);
+            let target = match url::classify(&r.specifier, from, public_path) {
+                Specifier::External => Target::Keep,
+                Specifier::Internal { logical, dir_prefix, suffix } => match index.get(logical.as_str()) {
+                    Some(&i) => Target::Asset { index: i, dir_prefix: dir_prefix.to_owned(), suffix: suffix.to_owned() },
+                    None => {
+                        let help = if config.strict {
+                            "fix the path, add the file, or set `strict = false` to leave unresolved references as they are"
+                        } else {
+                            "the reference is left as written"
+                        };
+                        diagnostics.push(
+                            reference_diagnostic(severity, "missing-reference", assets, &index, asset, r, from)
+                                .with_message(format!(
+                                    "`{}` not found: no file `{logical}` in the source folder",
+                                    r.specifier
+                                ))
+                                .with_help(help),
+                        );
+                        Target::Keep
+                    }
+                },
+                Specifier::OutsideRoot => {
+                    diagnostics.push(
+                        reference_diagnostic(severity, "outside-root", assets, &index, asset, r, from)
+                            .with_message(format!("`{}` points outside the source folder", r.specifier)),
+                    );
+                    Target::Keep
+                }
+            };
+            targets.push(target);
+        }
+        all.push(targets);
+    }
+    all
+}
+
+fn reference_diagnostic(
+    severity: Severity,
+    code: &'static str,
+    assets: &[Asset],
+    index: &HashMap<&str, usize>,
+    asset: &Asset,
+    r: &Reference,
+    from: &str,
+) -> Diagnostic {
+    // A reference inside an inlined @import points at that file, not the bundle.
+    let file = index.get(from).map_or(asset, |&i| &assets[i]);
+    let text = String::from_utf8_lossy(&file.bytes);
+    Diagnostic::new(severity, code, file.display_path(), String::new())
+        .at(r.line, r.column, Some(&text))
+        .with_span(r.specifier.chars().count() as u32)
+}
+
+impl Diagnostic {
+    fn with_message(mut self, message: String) -> Self {
+        self.message = message;
+        self
+    }
+}
+
+fn isolated_hash(output: &TransformOutput) -> blake3::Hash {
+    let mut h = blake3::Hasher::new();
+    h.update(b"kiln isolated v1\0");
+    h.update(&(output.bytes.len() as u64).to_le_bytes());
+    h.update(&output.bytes);
+    if let Some(map) = &output.source_map {
+        h.update(b"\0map\0");
+        h.update(map.as_bytes());
+    }
+    h.finalize()
+}
+
+/// `dir/name.ext` -> `dir/name.<hash>.ext`; the hash is its own dot segment before the last
+/// extension (what Django and WhiteNoise recognise as hashed).
+pub fn hashed_name(logical: &str, hash: &str) -> String {
+    let (dir, file) = logical.rsplit_once('/').map_or(("", logical), |(d, f)| (d, f));
+    let sep = if dir.is_empty() { "" } else { "/" };
+    match file.rfind('.') {
+        Some(dot) if dot > 0 => format!("{dir}{sep}{}.{hash}{}", &file[..dot], &file[dot..]),
+        _ => format!("{dir}{sep}{file}.{hash}"),
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The final fingerprinted output path of every asset, hashing strongly connected components in
+/// dependency order.
+fn final_names(
+    assets: &[Asset],
+    outputs: &[TransformOutput],
+    targets: &[Vec<Target>],
+    isolated: &[blake3::Hash],
+    hash_len: usize,
+) -> Vec<String> {
+    let mut graph = DiGraph::<(), ()>::with_capacity(assets.len(), 0);
+    for _ in assets {
+        graph.add_node(());
+    }
+    for (i, ts) in targets.iter().enumerate() {
+        for t in ts {
+            if let Target::Asset { index, .. } = t {
+                graph.update_edge(NodeIndex::new(i), NodeIndex::new(*index), ());
+            }
+        }
+    }
+    let mut names: Vec<Option<String>> = vec![None; assets.len()];
+    // Tarjan yields components in post-order: every component after all the ones it reaches.
+    for mut component in petgraph::algo::tarjan_scc(&graph) {
+        component.sort();
+        let cyclic = component.len() > 1 || graph.contains_edge(component[0], component[0]);
+        let in_component = |i: usize| cyclic && component.binary_search(&NodeIndex::new(i)).is_ok();
+        let mut shared = blake3::Hasher::new();
+        shared.update(b"kiln component v1\0");
+        for node in &component {
+            let i = node.index();
+            let h = if cyclic { &mut shared } else { &mut blake3::Hasher::new() };
+            h.update(assets[i].logical.as_bytes());
+            h.update(b"\0");
+            h.update(isolated[i].as_bytes());
+            for (r, t) in outputs[i].references.iter().zip(&targets[i]) {
+                h.update(r.placeholder.as_bytes());
+                h.update(b"\0");
+                match t {
+                    Target::Asset { index, dir_prefix, suffix } if in_component(*index) => {
+                        // Inside the cycle: the edge itself, since the target's name is not known yet.
+                        h.update(b"cycle\0");
+                        h.update(assets[*index].logical.as_bytes());
+                        h.update(b"\0");
+                        h.update(dir_prefix.as_bytes());
+                        h.update(b"\0");
+                        h.update(suffix.as_bytes());
+                    }
+                    t => {
+                        h.update(b"url\0");
+                        h.update(url_for(r, t, &names).as_bytes());
+                    }
+                }
+                h.update(b"\0");
+            }
+            if !cyclic {
+                names[i] = Some(hashed_name(&assets[i].logical, &hex(h.finalize(), hash_len)));
+            }
+        }
+        if cyclic {
+            let component_hash = shared.finalize();
+            for node in &component {
+                let i = node.index();
+                let mut h = blake3::Hasher::new();
+                h.update(component_hash.as_bytes());
+                h.update(assets[i].logical.as_bytes());
+                names[i] = Some(hashed_name(&assets[i].logical, &hex(h.finalize(), hash_len)));
+            }
+        }
+    }
+    names.into_iter().map(|n| n.expect("every asset is in one component")).collect()
+}
+
+fn hex(hash: blake3::Hash, len: usize) -> String {
+    let mut s = hash.to_hex().to_string();
+    s.truncate(len);
+    s
+}
+
+/// The URL text (not yet serialised for its syntax) that replaces reference `r`.
+fn url_for(r: &Reference, target: &Target, names: &[Option<String>]) -> String {
+    match target {
+        Target::Keep => r.specifier.clone(),
+        Target::Asset { index, dir_prefix, suffix } => {
+            let name = names[*index].as_deref().expect("targets are named before their referrers");
+            url::rewrite(dir_prefix, file_name(name), suffix)
+        }
+    }
+}
+
+fn serialise(url: &str, syntax: RefSyntax) -> String {
+    match syntax {
+        RefSyntax::CssUrl => url::css_url_contents(url),
+        RefSyntax::CssString => url::css_string(url),
+        RefSyntax::Raw => url.to_owned(),
+    }
+}
+
+fn name_collision(assets: &[Asset], names: &[String]) -> Option<Diagnostic> {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(&j) = seen.get(name.as_str()) {
+            return Some(Diagnostic::error(
+                "name-collision",
+                assets[i].display_path(),
+                format!("its fingerprinted name `{name}` is also the name of `{}`", assets[j].logical),
+            ));
+        }
+        seen.insert(name, i);
+    }
+    None
+}
+
+/// Replaces the placeholders of one asset, moves its source map accordingly and appends the
+/// `sourceMappingURL` comment.
+fn substitute(
+    assets: &[Asset],
+    output: TransformOutput,
+    targets: &[Target],
+    names: &[String],
+    i: usize,
+) -> Result<LinkedAsset, Diagnostic> {
+    let asset = &assets[i];
+    let name = names[i].clone();
+    let mut replacements: HashMap<&str, String> = HashMap::new();
+    let mut references = BTreeSet::new();
+    for (r, t) in output.references.iter().zip(targets) {
+        let url = match t {
+            Target::Keep => r.specifier.clone(),
+            Target::Asset { index, dir_prefix, suffix } => {
+                references.insert(assets[*index].logical.clone());
+                url::rewrite(dir_prefix, file_name(&names[*index]), suffix)
+            }
+        };
+        replacements.insert(r.placeholder.as_str(), serialise(&url, r.syntax));
+    }
+    let references: Vec<String> = references.into_iter().collect();
+
+    let (mut bytes, edits) = replace_all(&output.bytes, &replacements);
+    let map = match (output.source_map, output.map_comment) {
+        (Some(map), Some(comment)) => {
+            let map_path = format!("{name}.map");
+            let map_bytes = srcmap::shift(map.as_bytes(), &edits, file_name(&name)).map_err(|e| {
+                Diagnostic::error("internal", asset.display_path(), format!("cannot adjust its source map: {e}"))
+            })?;
+            let map_file = file_name(&map_path);
+            match comment {
+                MapComment::Css => bytes.extend_from_slice(format!("\n/*# sourceMappingURL={map_file} */").as_bytes()),
+                MapComment::Js => bytes.extend_from_slice(format!("\n//# sourceMappingURL={map_file}").as_bytes()),
+            }
+            Some(OutputFile { path: map_path, bytes: map_bytes })
+        }
+        _ => None,
+    };
+    let integrity = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
+    );
+    Ok(LinkedAsset {
+        logical: asset.logical.clone(),
+        content_type: content_type(&asset.logical),
+        source_size: asset.bytes.len() as u64,
+        output: OutputFile { path: name, bytes },
+        map,
+        references,
+        integrity,
+    })
+}
+
+/// Replaces every occurrence of the keys of `replacements` in `bytes`, recording each edit's
+/// position (line, UTF-16 column) for the source map.
+fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, Vec<Edit>) {
+    if replacements.is_empty() {
+        return (bytes.to_vec(), Vec::new());
+    }
+    let patterns: Vec<&str> = replacements.keys().copied().collect();
+    let ac = AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        .build(&patterns)
+        .expect("placeholders are valid patterns");
+    let mut out = Vec::with_capacity(bytes.len() + replacements.len() * 32);
+    let mut edits = Vec::new();
+    let (mut line, mut col, mut scanned) = (0u32, 0u32, 0usize);
+    let mut last = 0;
+    for m in ac.find_iter(bytes) {
+        // Advance the line/column counter to the match start.
+        for chunk in bytes[scanned..m.start()].utf8_chunks() {
+            for c in chunk.valid().chars() {
+                if c == '\n' {
+                    line += 1;
+                    col = 0;
+                } else {
+                    col += c.len_utf16() as u32;
+                }
+            }
+            col += chunk.invalid().len() as u32;
+        }
+        scanned = m.end();
+        let pattern = patterns[m.pattern().as_usize()];
+        let new = &replacements[pattern];
+        out.extend_from_slice(&bytes[last..m.start()]);
+        out.extend_from_slice(new.as_bytes());
+        last = m.end();
+        let old_len = pattern.encode_utf16().count() as u32;
+        edits.push(Edit { line, column: col, old_len, new_len: new.encode_utf16().count() as u32 });
+        col += old_len;
+    }
+    out.extend_from_slice(&bytes[last..]);
+    (out, edits)
+}
+
+fn content_type(logical: &str) -> String {
+    mime_guess::from_path(logical).first_or_octet_stream().essence_str().to_owned()
+}

@@ -1,0 +1,128 @@
+//! Stage 5, manifest: kiln's `manifest.json`, Django's `staticfiles.json` and flask-static-digest's
+//! `cache_manifest.json`, written last and atomically.
+//!
+//! The formats are contracts (frameworks read them); kiln's own is versioned by `schema` and
+//! documented in `docs/manifest.md`. Keys are logical paths, sorted, so manifests are
+//! deterministic. A manifest whose bytes would not change is not rewritten.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::config::{Config, ManifestFormat};
+use crate::emit::EmitError;
+use crate::fsutil::write_atomic;
+use crate::link::Linked;
+
+/// The current version of kiln's manifest schema.
+pub const SCHEMA: u32 = 1;
+
+/// kiln's `manifest.json`.
+#[derive(Debug, Serialize)]
+pub struct KilnManifest<'a> {
+    /// Schema version: bumped on incompatible changes.
+    pub schema: u32,
+    /// `kiln <version>`.
+    pub generator: String,
+    /// The public URL the files are served under.
+    pub public_url: &'a str,
+    /// Entries by logical path.
+    pub assets: BTreeMap<&'a str, AssetEntry<'a>>,
+}
+
+/// One asset in kiln's manifest.
+#[derive(Debug, Serialize)]
+pub struct AssetEntry<'a> {
+    /// Fingerprinted path relative to the output folder.
+    pub file: &'a str,
+    /// Size of `file` in bytes.
+    pub size: u64,
+    /// Size of the source file in bytes.
+    pub source_size: u64,
+    /// SRI hash of `file` (`sha384-...`).
+    pub integrity: &'a str,
+    /// MIME type.
+    pub content_type: &'a str,
+    /// Logical paths this asset references.
+    pub references: &'a [String],
+    /// Its source map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map: Option<FileEntry<'a>>,
+}
+
+/// A secondary output file.
+#[derive(Debug, Serialize)]
+pub struct FileEntry<'a> {
+    /// Path relative to the output folder.
+    pub file: &'a str,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Builds kiln's manifest for `linked`.
+pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest<'a> {
+    KilnManifest {
+        schema: SCHEMA,
+        generator: format!("kiln {}", crate::VERSION),
+        public_url: &config.public_url,
+        assets: linked
+            .assets
+            .iter()
+            .map(|a| {
+                (
+                    a.logical.as_str(),
+                    AssetEntry {
+                        file: &a.output.path,
+                        size: a.output.bytes.len() as u64,
+                        source_size: a.source_size,
+                        integrity: &a.integrity,
+                        content_type: &a.content_type,
+                        references: &a.references,
+                        map: a.map.as_ref().map(|m| FileEntry { file: &m.path, size: m.bytes.len() as u64 }),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The bytes of manifest `format` for `linked`.
+pub fn render(format: ManifestFormat, linked: &Linked, config: &Config) -> Vec<u8> {
+    let paths: BTreeMap<&str, &str> = linked
+        .assets
+        .iter()
+        .map(|a| (a.logical.as_str(), a.output.path.as_str()))
+        .collect();
+    let mut bytes = match format {
+        ManifestFormat::Kiln => serde_json::to_vec_pretty(&kiln_manifest(linked, config)),
+        ManifestFormat::Django => {
+            // Django only uses `hash` to tell manifests apart; any stable digest of the paths will do.
+            let digest = blake3::hash(&serde_json::to_vec(&paths).expect("paths serialise"));
+            let hash = &digest.to_hex()[..12];
+            serde_json::to_vec_pretty(&serde_json::json!({ "paths": paths, "version": "1.1", "hash": hash }))
+        }
+        ManifestFormat::Flask => serde_json::to_vec_pretty(&paths),
+    }
+    .expect("manifests serialise");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Writes the configured manifests into `out`, kiln's last. Returns how many files changed.
+pub fn write_manifests(linked: &Linked, config: &Config, out: &Path) -> Result<usize, EmitError> {
+    let mut changed = 0;
+    for format in ManifestFormat::ALL {
+        if !config.manifest.formats.contains(&format) {
+            continue;
+        }
+        let path = out.join(format.file_name());
+        let bytes = render(format, linked, config);
+        if std::fs::read(&path).is_ok_and(|old| old == bytes) {
+            continue;
+        }
+        write_atomic(&path, &bytes).map_err(|source| EmitError { path: path.clone(), source })?;
+        changed += 1;
+    }
+    Ok(changed)
+}

@@ -1,0 +1,129 @@
+//! The build: the five stages in order, timed, on a rayon pool of the configured size.
+//!
+//! [`build`] reads like the table of contents of the pipeline. It owns the rule that a build
+//! with any error emits nothing and writes no manifest, so the previous output stays intact.
+
+use std::time::{Duration, Instant};
+
+use crate::config::{Config, ConfigError};
+use crate::diagnostic::Diagnostic;
+use crate::discover::{DiscoverError, discover};
+use crate::emit::{EmitError, emit, retire_old_builds};
+use crate::link::link;
+use crate::manifest::write_manifests;
+use crate::transform::{Transformer, transform};
+
+/// Receives progress while assets are transformed (the CLI draws a progress bar with it).
+pub trait Progress: Sync {
+    /// The number of assets about to be transformed.
+    fn start(&self, _total: usize) {}
+    /// One more asset is done.
+    fn advance(&self) {}
+    /// The transform stage is over.
+    fn finish(&self) {}
+}
+
+/// Progress that goes nowhere.
+impl Progress for () {}
+
+/// What a successful build did.
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    /// Source files.
+    pub files: usize,
+    /// Total bytes of the sources.
+    pub bytes_in: u64,
+    /// Total bytes of the fingerprinted outputs (maps excluded).
+    pub bytes_out: u64,
+    /// Output files written (the rest were already in place).
+    pub written: usize,
+    /// Manifest files that changed.
+    pub manifests_written: usize,
+    /// Files of old builds removed.
+    pub removed: usize,
+    /// Warnings (errors fail the build instead).
+    pub warnings: Vec<Diagnostic>,
+    /// Time per stage, in pipeline order.
+    pub timings: Vec<(&'static str, Duration)>,
+    /// Wall time of the whole build.
+    pub elapsed: Duration,
+}
+
+/// Why a build failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The source folder could not be walked.
+    #[error(transparent)]
+    Discover(#[from] DiscoverError),
+    /// Files have errors; nothing was written.
+    #[error("build failed with {} error(s)", .0.iter().filter(|d| d.is_error()).count())]
+    Diagnostics(Vec<Diagnostic>),
+    /// Writing the output failed.
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+    /// The worker pool could not be created.
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+}
+
+/// Runs a whole build of `config` with `transformers` (the first that accepts an asset's kind
+/// handles it; others pass through).
+pub fn build(config: &Config, transformers: &[&dyn Transformer], progress: &dyn Progress) -> Result<BuildReport, BuildError> {
+    let mut config = config.clone();
+    config.validate()?;
+    let started = Instant::now();
+    let mut pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("kiln-{i}"));
+    if let Some(jobs) = config.jobs {
+        pool = pool.num_threads(jobs);
+    }
+    let pool = pool.build().map_err(|e| BuildError::Threads(e.to_string()))?;
+    pool.install(|| run(&config, transformers, progress, started))
+}
+
+fn run(config: &Config, transformers: &[&dyn Transformer], progress: &dyn Progress, started: Instant) -> Result<BuildReport, BuildError> {
+    let mut timings = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
+        let now = Instant::now();
+        timings.push((name, now - clock));
+        clock = now;
+    };
+
+    let discovered = discover(config)?;
+    lap("discover", &mut timings);
+    let files = discovered.assets.len();
+    let bytes_in = discovered.assets.iter().map(|a| a.bytes.len() as u64).sum();
+
+    progress.start(files);
+    let transformed = transform(discovered, config, transformers, &|| progress.advance());
+    progress.finish();
+    lap("transform", &mut timings);
+
+    let linked = link(transformed, config);
+    lap("link", &mut timings);
+    if linked.failed() {
+        return Err(BuildError::Diagnostics(linked.diagnostics));
+    }
+
+    let emitted = emit(&linked, &config.out)?;
+    lap("emit", &mut timings);
+    let manifests_written = write_manifests(&linked, config, &config.out)?;
+    let removed = retire_old_builds(&config.out, &emitted, config.keep_builds)?;
+    lap("manifest", &mut timings);
+
+    Ok(BuildReport {
+        files,
+        bytes_in,
+        bytes_out: linked.assets.iter().map(|a| a.output.bytes.len() as u64).sum(),
+        written: emitted.written,
+        manifests_written,
+        removed: removed.len(),
+        warnings: linked.diagnostics,
+        timings,
+        elapsed: started.elapsed(),
+    })
+}

@@ -1,0 +1,170 @@
+//! Stage 2, transform: run each asset through the [`Transformer`] for its kind, in parallel.
+//!
+//! A transformer is pure: bytes in, bytes out, no file I/O. Where its output refers to another
+//! asset it writes a placeholder and returns a [`Reference`]; the link stage resolves, hashes and
+//! substitutes. Assets no transformer accepts pass through unchanged. A failed asset (an error
+//! diagnostic) does not stop the others, so the user sees every error of a build at once.
+
+use rayon::prelude::*;
+
+use crate::asset::{Asset, AssetKind};
+use crate::config::Config;
+use crate::diagnostic::Diagnostic;
+use crate::discover::Discovered;
+
+/// How a placeholder sits in the output, so the link stage can serialise the final URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefSyntax {
+    /// The placeholder is a double-quoted CSS string inside `url(...)`, quotes included: the link
+    /// stage may write the URL unquoted when that is valid and shorter.
+    CssUrl,
+    /// The placeholder is a double-quoted CSS string (`@import "..."`), quotes included.
+    CssString,
+    /// The placeholder is bare text (a `sourceMappingURL` comment); the URL is written as is.
+    Raw,
+}
+
+/// A reference from one asset to another (or to something outside the build), found by a transformer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The exact text in the output that stands for the URL.
+    pub placeholder: String,
+    /// The URL as written in the source (`../img/logo.png?v=2#x`), unescaped.
+    pub specifier: String,
+    /// How to serialise the replacement.
+    pub syntax: RefSyntax,
+    /// The logical path of the file the reference was written in, when it is not the asset
+    /// itself (an `@import`ed file inlined by bundling); relative specifiers resolve against it.
+    pub from: Option<String>,
+    /// 1-based position of the reference in that file, for diagnostics.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// Whether a `sourceMappingURL` comment is appended, and in which comment syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapComment {
+    /// `/*# sourceMappingURL=... */`
+    Css,
+    /// `//# sourceMappingURL=...`
+    Js,
+}
+
+/// What a transformer is given.
+#[derive(Debug)]
+pub struct TransformInput<'a> {
+    /// The asset.
+    pub asset: &'a Asset,
+    /// Every asset of the build, by id, for transformers that inline others (CSS bundling).
+    pub all: &'a [Asset],
+    /// The build configuration.
+    pub config: &'a Config,
+}
+
+impl TransformInput<'_> {
+    /// The asset with logical path `logical`, if it is part of the build.
+    pub fn lookup(&self, logical: &str) -> Option<&Asset> {
+        self.all
+            .binary_search_by(|a| a.logical.as_str().cmp(logical))
+            .ok()
+            .map(|i| &self.all[i])
+    }
+}
+
+/// What a transformer returns.
+#[derive(Debug, Default)]
+pub struct TransformOutput {
+    /// The output bytes, with a placeholder wherever a reference's URL goes.
+    pub bytes: Vec<u8>,
+    /// The references, in any order.
+    pub references: Vec<Reference>,
+    /// A source map (JSON) for `bytes`, in the coordinates of `bytes` as returned.
+    pub source_map: Option<String>,
+    /// How to point the output at its map, when there is one.
+    pub map_comment: Option<MapComment>,
+    /// Problems found; any error fails the asset.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl TransformOutput {
+    /// Copies the asset unchanged, with no references.
+    pub fn passthrough(asset: &Asset) -> Self {
+        TransformOutput { bytes: asset.bytes.clone(), ..Default::default() }
+    }
+
+    /// True when a diagnostic is an error.
+    pub fn failed(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// A transformer for some kinds of asset. Implementations live in their own crates.
+pub trait Transformer: Send + Sync {
+    /// A short name for progress and timing output (`css`).
+    fn name(&self) -> &'static str;
+    /// Whether this transformer handles assets of `kind`.
+    fn accepts(&self, kind: AssetKind) -> bool;
+    /// Transforms one asset. Must not panic on bad input: report a diagnostic instead.
+    fn transform(&self, input: &TransformInput<'_>) -> TransformOutput;
+}
+
+/// The output of every asset, in asset order.
+#[derive(Debug)]
+pub struct Transformed {
+    /// The sources.
+    pub assets: Vec<Asset>,
+    /// `outputs[i]` is the transform of `assets[i]`.
+    pub outputs: Vec<TransformOutput>,
+}
+
+/// Runs every asset through the first transformer that accepts its kind, in parallel on the
+/// current rayon pool. `on_done` is called once per finished asset (for progress bars).
+pub fn transform(
+    discovered: Discovered,
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    on_done: &(dyn Fn() + Sync),
+) -> Transformed {
+    let assets = discovered.assets;
+    let outputs = assets
+        .par_iter()
+        .map(|asset| {
+            let input = TransformInput { asset, all: &assets, config };
+            let out = match transformers.iter().find(|t| t.accepts(asset.kind)) {
+                Some(t) => run_guarded(*t, &input),
+                None => TransformOutput::passthrough(asset),
+            };
+            on_done();
+            out
+        })
+        .collect();
+    Transformed { assets, outputs }
+}
+
+/// Runs a transformer, turning a panic inside a codec into an error diagnostic on that file, so
+/// one bad file cannot take the whole build (and the other files' errors) down with it.
+fn run_guarded(t: &dyn Transformer, input: &TransformInput<'_>) -> TransformOutput {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| t.transform(input))) {
+        Ok(out) => out,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            TransformOutput {
+                diagnostics: vec![
+                    Diagnostic::error(
+                        "internal",
+                        input.asset.display_path(),
+                        format!("the {} transformer crashed on this file: {what}", t.name()),
+                    )
+                    .with_help("this is a bug in kiln; please report it with the file attached"),
+                ],
+                ..Default::default()
+            }
+        }
+    }
+}
