@@ -1,1 +1,112 @@
-//! placeholder
+//! kiln: a build-time static asset pipeline. Minifies CSS, fingerprints every file with a BLAKE3
+//! content hash, rewrites every reference between files to the fingerprinted names, and writes the
+//! manifests Django (`staticfiles.json`), Flask (`cache_manifest.json`) and kiln (`manifest.json`)
+//! readers use.
+//!
+//! This crate is the facade: [`Builder`] wires the codec crates (behind features) into the
+//! pipeline of [`kiln_core`]. The `kiln` binary is a thin layer over it, and a `build.rs` can use it
+//! the same way:
+//!
+//! ```no_run
+//! let report = kiln::Builder::new()
+//!     .src("assets")
+//!     .out("static")
+//!     .public_url("/static/")
+//!     .build()
+//!     .map_err(|e| e.to_string())?;
+//! println!("{} files", report.files);
+//! # Ok::<(), String>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+pub use kiln_core;
+pub use kiln_core::config::{CssConfig, ManifestConfig, Targets};
+pub use kiln_core::{BuildError, BuildReport, Config, ConfigError, Diagnostic, ManifestFormat, Progress, Severity};
+
+/// Configures and runs builds. Cheap to clone; holds only the [`Config`].
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    config: Config,
+}
+
+impl Builder {
+    /// A builder with the defaults (`assets/` -> `static/`, public URL `/static/`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A builder for `config` as is.
+    pub fn from_config(config: Config) -> Self {
+        Builder { config }
+    }
+
+    /// A builder reading `kiln.toml` (or any config file) at `path`.
+    pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        Ok(Builder { config: Config::load(path.as_ref())? })
+    }
+
+    /// The source folder.
+    pub fn src(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.src = dir.into();
+        self
+    }
+
+    /// The output folder.
+    pub fn out(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.out = dir.into();
+        self
+    }
+
+    /// The URL the output folder is served under.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.config.public_url = url.into();
+        self
+    }
+
+    /// Which manifests to write.
+    pub fn manifests(mut self, formats: impl IntoIterator<Item = ManifestFormat>) -> Self {
+        self.config.manifest.formats = formats.into_iter().collect();
+        self
+    }
+
+    /// Minify (default) or only fingerprint and rewrite.
+    pub fn minify(mut self, minify: bool) -> Self {
+        self.config.minify = minify;
+        self
+    }
+
+    /// Worker threads (default: one per core).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.config.jobs = Some(jobs);
+        self
+    }
+
+    /// The configuration, to read or change any other setting.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Runs a build.
+    pub fn build(&self) -> Result<BuildReport, BuildError> {
+        self.build_with_progress(&())
+    }
+
+    /// Runs a build, reporting transform progress to `progress`.
+    pub fn build_with_progress(&self, progress: &dyn Progress) -> Result<BuildReport, BuildError> {
+        #[cfg(feature = "css")]
+        let css = kiln_css::CssTransformer::new(&self.config).map_err(|e| {
+            BuildError::Config(ConfigError::Invalid { key: "targets".to_owned(), message: e.to_string() })
+        })?;
+        let transformers: Vec<&dyn kiln_core::Transformer> = vec![
+            #[cfg(feature = "css")]
+            &css,
+        ];
+        kiln_core::build(&self.config, &transformers, progress)
+    }
+}

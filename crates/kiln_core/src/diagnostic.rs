@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use annotate_snippets::{Level, Renderer, Snippet};
+pub use annotate_snippets::Renderer;
+use annotate_snippets::{Level, Snippet};
 
 /// How bad a diagnostic is. Errors fail the build; warnings are printed and the build goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

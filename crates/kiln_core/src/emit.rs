@@ -82,10 +82,12 @@ pub fn retire_old_builds(out: &Path, emitted: &Emitted, keep: usize) -> Result<V
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    history.version = 1;
-    if history.builds.first() != Some(&emitted.files) {
-        history.builds.insert(0, emitted.files.clone());
+    if history.version == 1 && history.builds.first() == Some(&emitted.files) {
+        // The same files as the last build: nothing to record, nothing to remove.
+        return Ok(Vec::new());
     }
+    history.version = 1;
+    history.builds.insert(0, emitted.files.clone());
     let dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
     let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
     let mut removed: Vec<String> = dropped.into_iter().flatten().filter(|f| !kept.contains(f)).collect();

@@ -368,7 +368,7 @@ fn substitute(
     let map = match (output.source_map, output.map_comment) {
         (Some(map), Some(comment)) => {
             let map_path = format!("{name}.map");
-            let map_bytes = srcmap::shift(map.as_bytes(), &edits, file_name(&name)).map_err(|e| {
+            let map_bytes = srcmap::shift(map.as_bytes(), &edits, &name).map_err(|e| {
                 Diagnostic::error("internal", asset.display_path(), format!("cannot adjust its source map: {e}"))
             })?;
             let map_file = file_name(&map_path);

@@ -80,7 +80,8 @@ pub struct TransformOutput {
     pub bytes: Vec<u8>,
     /// The references, in any order.
     pub references: Vec<Reference>,
-    /// A source map (JSON) for `bytes`, in the coordinates of `bytes` as returned.
+    /// A source map (JSON) for `bytes`, in the coordinates of `bytes` as returned, whose `sources`
+    /// are logical paths (the link stage makes them relative to the map's folder).
     pub source_map: Option<String>,
     /// How to point the output at its map, when there is one.
     pub map_comment: Option<MapComment>,

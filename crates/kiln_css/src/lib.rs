@@ -1,1 +1,253 @@
-//! placeholder
+//! kiln_css: the CSS [`Transformer`], built on lightningcss.
+//!
+//! Owns: decoding (BOM, `@charset`, invalid UTF-8), parsing, minifying for browserslist targets,
+//! optional `@import` inlining (`[css] bundle = true`) from the in-memory source set, source maps,
+//! and turning lightningcss's dependency analysis (`url()` and `@import`) into kiln
+//! [`Reference`]s. lightningcss already writes each reference as a quoted placeholder string, which
+//! is exactly what kiln's link stage substitutes. Does no file I/O and never resolves URLs itself.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use kiln_core::config::Config;
+use kiln_core::transform::MapComment;
+use kiln_core::url::{Specifier, classify};
+use kiln_core::{AssetKind, Diagnostic, RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+use lightningcss::bundler::{Bundler, ResolveResult, SourceProvider};
+use lightningcss::dependencies::{Dependency, DependencyOptions};
+use lightningcss::error::ErrorLocation;
+use lightningcss::stylesheet::{MinifyOptions, ParserOptions, PrinterOptions, StyleSheet};
+use lightningcss::targets::{Browsers, Targets};
+use parcel_sourcemap::SourceMap;
+
+mod decode;
+
+pub use decode::decode;
+
+/// Why the CSS transformer could not be set up (a configuration problem).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CssError {
+    /// The browserslist query in `targets` is invalid.
+    Targets(String),
+}
+
+impl std::fmt::Display for CssError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CssError::Targets(e) => write!(f, "invalid `targets`: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for CssError {}
+
+/// Minifies CSS with lightningcss and reports its `url()` and `@import` references.
+#[derive(Debug, Clone)]
+pub struct CssTransformer {
+    targets: Targets,
+    minify: bool,
+    source_maps: bool,
+    bundle: bool,
+    error_recovery: bool,
+}
+
+impl CssTransformer {
+    /// Resolves the configured browserslist `targets` once for the whole build.
+    pub fn new(config: &Config) -> Result<Self, CssError> {
+        let browsers = match &config.targets {
+            Some(t) => Browsers::from_browserslist(t.queries()).map_err(|e| CssError::Targets(e.to_string()))?,
+            None => None,
+        };
+        Ok(CssTransformer {
+            targets: browsers.map(Targets::from).unwrap_or_default(),
+            minify: config.minify,
+            source_maps: config.source_maps,
+            bundle: config.css.bundle,
+            error_recovery: config.css.error_recovery,
+        })
+    }
+}
+
+impl Transformer for CssTransformer {
+    fn name(&self) -> &'static str {
+        "css"
+    }
+
+    fn accepts(&self, kind: AssetKind) -> bool {
+        kind == AssetKind::Css
+    }
+
+    fn transform(&self, input: &TransformInput<'_>) -> TransformOutput {
+        let asset = input.asset;
+        // Declared first: the parsed sheet and its warnings borrow from it.
+        let provider = MemoryProvider { input };
+        let path = asset.display_path();
+        let mut out = TransformOutput::default();
+        let text = decode(&asset.bytes, &path, &mut out.diagnostics);
+        let warnings = Arc::new(RwLock::new(Vec::new()));
+        let parser_options = || ParserOptions {
+            filename: asset.logical.clone(),
+            error_recovery: self.error_recovery,
+            warnings: Some(warnings.clone()),
+            ..ParserOptions::default()
+        };
+        let mut source_map = self.source_maps.then(|| SourceMap::new("/"));
+
+        let parsed = if self.bundle {
+            let mut bundler = Bundler::new(&provider, source_map.as_mut(), parser_options());
+            bundler.bundle(Path::new(&asset.logical)).map_err(|e| {
+                let message = e.kind.to_string();
+                diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, message)
+            })
+        } else {
+            if let Some(map) = source_map.as_mut() {
+                let id = map.add_source(&asset.logical);
+                let _ = map.set_source_content(id as usize, &text);
+            }
+            StyleSheet::parse(&text, parser_options())
+                .map_err(|e| diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()))
+        };
+        let mut sheet = match parsed {
+            Ok(sheet) => sheet,
+            Err(d) => {
+                out.diagnostics.push(d);
+                return out;
+            }
+        };
+        for w in warnings.read().map(|w| w.clone()).unwrap_or_default() {
+            let mut d = diagnostic_at(input, w.loc.as_ref(), &asset.logical, &text, w.kind.to_string());
+            d.severity = kiln_core::Severity::Warning;
+            d.code = "css-recovered";
+            d.help = Some("the invalid rule or declaration was dropped from the output".to_owned());
+            out.diagnostics.push(d);
+        }
+
+        if self.minify {
+            let options = MinifyOptions { targets: self.targets, ..MinifyOptions::default() };
+            if let Err(e) = sheet.minify(options) {
+                out.diagnostics
+                    .push(diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()));
+                return out;
+            }
+        }
+
+        let printed = sheet.to_css(PrinterOptions {
+            minify: self.minify,
+            source_map: source_map.as_mut(),
+            targets: self.targets,
+            analyze_dependencies: Some(DependencyOptions { remove_imports: false }),
+            ..PrinterOptions::default()
+        });
+        let printed = match printed {
+            Ok(p) => p,
+            Err(e) => {
+                out.diagnostics
+                    .push(diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()));
+                return out;
+            }
+        };
+
+        let mut seen = HashSet::new();
+        for dep in printed.dependencies.unwrap_or_default() {
+            let (url, placeholder, loc, syntax) = match dep {
+                Dependency::Url(d) => (d.url, d.placeholder, d.loc, RefSyntax::CssUrl),
+                Dependency::Import(d) => (d.url, d.placeholder, d.loc, RefSyntax::CssString),
+            };
+            if !seen.insert(placeholder.clone()) {
+                continue;
+            }
+            out.references.push(Reference {
+                // lightningcss writes every placeholder as a double-quoted string.
+                placeholder: format!("\"{placeholder}\""),
+                specifier: url,
+                syntax,
+                from: (loc.file_path != asset.logical).then_some(loc.file_path),
+                line: loc.start.line,
+                column: loc.start.column,
+            });
+        }
+        out.bytes = printed.code.into_bytes();
+        if let Some(mut map) = source_map {
+            match map.to_json(None) {
+                Ok(json) => {
+                    out.source_map = Some(json);
+                    out.map_comment = Some(MapComment::Css);
+                }
+                Err(e) => out.diagnostics.push(Diagnostic::warning(
+                    "source-map",
+                    path,
+                    format!("could not write a source map: {e}"),
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// A lightningcss error as a kiln diagnostic at its position (lightningcss lines are 0-based).
+fn diagnostic_at(
+    input: &TransformInput<'_>,
+    loc: Option<&ErrorLocation>,
+    logical: &str,
+    text: &str,
+    message: String,
+) -> Diagnostic {
+    // In a bundle the error may be in an imported file.
+    let (path, source) = match loc.filter(|l| l.filename != logical).and_then(|l| input.lookup(&l.filename)) {
+        Some(other) => (other.display_path(), String::from_utf8_lossy(&other.bytes).into_owned()),
+        None => (input.asset.display_path(), text.to_owned()),
+    };
+    let d = Diagnostic::error("css-syntax", path, message);
+    match loc {
+        Some(l) => d.at(l.line + 1, l.column, Some(&source)),
+        None => d,
+    }
+}
+
+/// Serves `@import`ed files to the lightningcss bundler from the build's in-memory sources.
+struct MemoryProvider<'a> {
+    input: &'a TransformInput<'a>,
+}
+
+/// An `@import` the bundler could not follow.
+#[derive(Debug)]
+struct ImportError(String);
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ImportError {}
+
+impl SourceProvider for MemoryProvider<'_> {
+    type Error = ImportError;
+
+    fn read<'a>(&'a self, file: &Path) -> Result<&'a str, Self::Error> {
+        let logical = file.to_str().unwrap_or_default();
+        let asset = self
+            .input
+            .lookup(logical)
+            .ok_or_else(|| ImportError(format!("`{logical}` is not in the source folder")))?;
+        let text = std::str::from_utf8(&asset.bytes)
+            .map_err(|_| ImportError(format!("`{logical}` is not valid UTF-8 and cannot be bundled")))?;
+        Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+    }
+
+    fn resolve(&self, specifier: &str, originating_file: &Path) -> Result<ResolveResult, Self::Error> {
+        let from = originating_file.to_str().unwrap_or_default();
+        match classify(specifier, from, self.input.config.public_path()) {
+            Specifier::External => Ok(ResolveResult::External(specifier.to_owned())),
+            Specifier::Internal { logical, .. } if self.input.lookup(&logical).is_some() => {
+                Ok(ResolveResult::File(PathBuf::from(logical)))
+            }
+            Specifier::Internal { logical, .. } => Err(ImportError(format!(
+                "`{specifier}` not found: no file `{logical}` in the source folder"
+            ))),
+            Specifier::OutsideRoot => Err(ImportError(format!("`{specifier}` points outside the source folder"))),
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Helpers shared by kiln's integration tests: fixture paths, copying trees, reading an output
+//! tree, running the real binary, and checking that every reference in built CSS resolves.
+#![allow(dead_code)] // each test binary uses a different subset of these helpers
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lightningcss::dependencies::{Dependency, DependencyOptions};
+use lightningcss::stylesheet::{ParserOptions, PrinterOptions, StyleSheet};
+
+/// `fixtures/<rel>` in the repository.
+pub fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+}
+
+/// Copies the tree `from` into `to` (created).
+pub fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir` by POSIX relative path.
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if !dir.exists() {
+        return out;
+    }
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if entry.file_type().is_file() {
+            let rel = entry.path().strip_prefix(dir).unwrap();
+            let key = rel.components().map(|c| c.as_os_str().to_str().unwrap()).collect::<Vec<_>>().join("/");
+            out.insert(key, std::fs::read(entry.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// Runs the `kiln` binary with `args` in `cwd`.
+pub fn kiln(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("kiln runs")
+}
+
+/// stderr of a run, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Reads and parses a JSON file.
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+}
+
+/// The `url()` and `@import` URLs of a CSS text, found by lightningcss (not by regex). Panics if
+/// the CSS does not parse.
+pub fn css_urls(css: &str, name: &str) -> Vec<String> {
+    let sheet = StyleSheet::parse(css, ParserOptions { filename: name.to_owned(), ..ParserOptions::default() })
+        .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+    let printed = sheet
+        .to_css(PrinterOptions {
+            analyze_dependencies: Some(DependencyOptions { remove_imports: false }),
+            ..PrinterOptions::default()
+        })
+        .unwrap();
+    printed
+        .dependencies
+        .unwrap_or_default()
+        .into_iter()
+        .map(|d| match d {
+            Dependency::Url(u) => u.url,
+            Dependency::Import(i) => i.url,
+        })
+        .collect()
+}
+
+/// True for URLs kiln leaves alone.
+pub fn is_external(url: &str) -> bool {
+    url.starts_with("data:")
+        || url.starts_with("//")
+        || url.starts_with('#')
+        || url.contains("://")
+        || url.starts_with("/media/")
+}
+
+/// Checks an output folder: every CSS file parses, every internal reference in it points at a
+/// fingerprinted file that exists, and every `sourceMappingURL` names an existing map. Returns the
+/// number of internal references checked.
+pub fn assert_references_resolve(out: &Path, public_path: &str) -> usize {
+    assert_references_resolve_except(out, public_path, &[])
+}
+
+/// Like [`assert_references_resolve`], skipping URLs in `allowed` (ones a build warned about).
+pub fn assert_references_resolve_except(out: &Path, public_path: &str, allowed: &[&str]) -> usize {
+    let files = tree(out);
+    let mut checked = 0;
+    for (name, bytes) in &files {
+        if !name.ends_with(".css") {
+            continue;
+        }
+        let css = std::str::from_utf8(bytes).unwrap_or_else(|_| panic!("{name} is not UTF-8"));
+        for url in css_urls(css, name) {
+            if is_external(&url) || allowed.contains(&url.as_str()) {
+                continue;
+            }
+            let path = url.split(['?', '#']).next().unwrap();
+            let path = percent_decode(path);
+            let target = match path.strip_prefix(public_path) {
+                Some(rest) => rest.to_owned(),
+                None => resolve(name, &path),
+            };
+            assert!(files.contains_key(&target), "{name}: `{url}` points at `{target}`, which was not emitted");
+            assert!(looks_hashed(&target), "{name}: `{url}` is not a fingerprinted name");
+            checked += 1;
+        }
+        if let Some(map) = css.rsplit("sourceMappingURL=").nth(0).filter(|_| css.contains("sourceMappingURL=")) {
+            let map = map.trim_end_matches(" */").trim();
+            assert!(files.contains_key(&resolve(name, map)), "{name}: missing map {map}");
+        }
+    }
+    checked
+}
+
+/// `dir/name.<hex>.ext`: a dot segment of hex digits before the extension.
+pub fn looks_hashed(path: &str) -> bool {
+    let file = path.rsplit('/').next().unwrap();
+    file.split('.').skip(1).any(|seg| seg.len() >= 8 && seg.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+fn resolve(from: &str, rel: &str) -> String {
+    let mut parts: Vec<&str> = from.split('/').collect();
+    parts.pop();
+    for p in rel.split('/') {
+        match p {
+            "." | "" => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    parts.join("/")
+}
+
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8().unwrap().into_owned()
+}
