@@ -22,7 +22,9 @@ use std::path::{Path, PathBuf};
 
 pub use kiln_core;
 pub use kiln_core::config::{CssConfig, ManifestConfig, Targets};
-pub use kiln_core::{BuildError, BuildReport, Config, ConfigError, Diagnostic, ManifestFormat, Progress, Severity};
+pub use kiln_core::{
+    BuildError, BuildReport, Config, ConfigError, Diagnostic, ManifestFormat, Progress, Severity,
+};
 
 /// Configures and runs builds. Cheap to clone; holds only the [`Config`].
 #[derive(Debug, Clone, Default)]
@@ -43,7 +45,9 @@ impl Builder {
 
     /// A builder reading `kiln.toml` (or any config file) at `path`.
     pub fn from_config_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
-        Ok(Builder { config: Config::load(path.as_ref())? })
+        Ok(Builder {
+            config: Config::load(path.as_ref())?,
+        })
     }
 
     /// The source folder.
@@ -101,7 +105,10 @@ impl Builder {
     pub fn build_with_progress(&self, progress: &dyn Progress) -> Result<BuildReport, BuildError> {
         #[cfg(feature = "css")]
         let css = kiln_css::CssTransformer::new(&self.config).map_err(|e| {
-            BuildError::Config(ConfigError::Invalid { key: "targets".to_owned(), message: e.to_string() })
+            BuildError::Config(ConfigError::Invalid {
+                key: "targets".to_owned(),
+                message: e.to_string(),
+            })
         })?;
         let transformers: Vec<&dyn kiln_core::Transformer> = vec![
             #[cfg(feature = "css")]

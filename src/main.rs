@@ -14,7 +14,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln::{BuildError, Builder, Config, ConfigError, ManifestFormat};
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "Minify, fingerprint and manifest static assets for CDNs.")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Minify, fingerprint and manifest static assets for CDNs."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -64,7 +68,9 @@ fn main() -> ExitCode {
 fn load_config(args: &BuildArgs) -> Result<Config, ConfigError> {
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
-        None if PathBuf::from(kiln_core_config_file()).is_file() => Config::load(kiln_core_config_file().as_ref())?,
+        None if PathBuf::from(kiln_core_config_file()).is_file() => {
+            Config::load(kiln_core_config_file().as_ref())?
+        }
         None => Config::default(),
     };
     if let Some(src) = &args.src {
@@ -159,7 +165,10 @@ fn kiln_core_renderer_styled() -> kiln::kiln_core::diagnostic::Renderer {
 
 fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     let saved = if report.bytes_in > 0 {
-        format!(" ({:+.1}%)", (report.bytes_out as f64 / report.bytes_in as f64 - 1.0) * 100.0)
+        format!(
+            " ({:+.1}%)",
+            (report.bytes_out as f64 / report.bytes_in as f64 - 1.0) * 100.0
+        )
     } else {
         String::new()
     };
@@ -189,7 +198,11 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 /// A progress bar on stderr that only appears when the transform stage runs longer than a moment.
@@ -205,11 +218,17 @@ impl Bar {
     fn new(enabled: bool) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template("{spinner} transforming {pos}/{len} files [{bar:30}] {elapsed}")
-                .expect("valid template")
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{spinner} transforming {pos}/{len} files [{bar:30}] {elapsed}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
         );
-        Bar { bar, enabled, started: Instant::now() }
+        Bar {
+            bar,
+            enabled,
+            started: Instant::now(),
+        }
     }
 
     fn clear(&self) {

@@ -13,10 +13,16 @@ use kiln::{BuildError, Builder};
 use sha2::Digest as _;
 
 fn build(src: &Path, out: &Path) -> kiln::BuildReport {
-    Builder::new().src(src).out(out).build().unwrap_or_else(|e| match e {
-        BuildError::Diagnostics(d) => panic!("{}", d.iter().map(|d| d.render()).collect::<String>()),
-        e => panic!("{e}"),
-    })
+    Builder::new()
+        .src(src)
+        .out(out)
+        .build()
+        .unwrap_or_else(|e| match e {
+            BuildError::Diagnostics(d) => {
+                panic!("{}", d.iter().map(|d| d.render()).collect::<String>())
+            }
+            e => panic!("{e}"),
+        })
 }
 
 /// logical path -> fingerprinted file, from kiln's manifest.
@@ -31,7 +37,10 @@ fn names(out: &Path) -> BTreeMap<String, String> {
 }
 
 fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> BTreeSet<String> {
-    a.iter().filter(|(k, v)| b.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect()
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 #[test]
@@ -44,13 +53,24 @@ fn vendor_css_is_minified_and_every_reference_resolves() {
 
     let files = names(out.path());
     let source = std::fs::read(fixture("real-world/vendor/bootstrap/css/bootstrap.css")).unwrap();
-    let built = std::fs::read(out.path().join(&files["vendor/bootstrap/css/bootstrap.css"])).unwrap();
-    assert!(built.len() * 100 < source.len() * 85, "bootstrap only went from {} to {} bytes", source.len(), built.len());
+    let built = std::fs::read(
+        out.path()
+            .join(&files["vendor/bootstrap/css/bootstrap.css"]),
+    )
+    .unwrap();
+    assert!(
+        built.len() * 100 < source.len() * 85,
+        "bootstrap only went from {} to {} bytes",
+        source.len(),
+        built.len()
+    );
     // bootstrap's inline SVGs are data: URIs and must survive byte for byte (identical rules may
     // be merged, so compare the distinct URIs). Parsing the output also proves it is valid CSS.
     let data_uris = |css: &[u8], name: &str| -> BTreeSet<String> {
         let urls = common::css_urls(std::str::from_utf8(css).unwrap(), name);
-        urls.into_iter().filter(|u| u.starts_with("data:")).collect()
+        urls.into_iter()
+            .filter(|u| u.starts_with("data:"))
+            .collect()
     };
     let source_uris = data_uris(&source, "bootstrap.css");
     assert!(source_uris.len() > 10);
@@ -66,13 +86,17 @@ fn changing_an_image_renames_exactly_the_image_and_the_css_that_reaches_it() {
     let before = names(&dir.path().join("a"));
 
     let pin = src.join("img/pin.svg");
-    let svg = std::fs::read_to_string(&pin).unwrap().replace("#2563eb", "#2563ec");
+    let svg = std::fs::read_to_string(&pin)
+        .unwrap()
+        .replace("#2563eb", "#2563ec");
     std::fs::write(&pin, svg).unwrap();
     build(&src, &dir.path().join("b"));
     let after = names(&dir.path().join("b"));
 
     // pin.svg <- site.css (url) <- print.css (@import). leaflet.css, which site.css imports, is untouched.
-    let expected: BTreeSet<String> = ["img/pin.svg", "css/site.css", "css/print.css"].map(String::from).into();
+    let expected: BTreeSet<String> = ["img/pin.svg", "css/site.css", "css/print.css"]
+        .map(String::from)
+        .into();
     assert_eq!(changed(&before, &after), expected);
 }
 
@@ -87,31 +111,56 @@ fn import_cycles_build_with_stable_names_that_follow_their_members() {
     assert_eq!(a, b, "rebuilding the same cycle gives the same names");
 
     let b_css = src.join("css/cycle/b.css");
-    std::fs::write(&b_css, std::fs::read_to_string(&b_css).unwrap().replace("blue", "navy")).unwrap();
+    std::fs::write(
+        &b_css,
+        std::fs::read_to_string(&b_css)
+            .unwrap()
+            .replace("blue", "navy"),
+    )
+    .unwrap();
     build(&src, &dir.path().join("c"));
     let c = names(&dir.path().join("c"));
-    let expected: BTreeSet<String> = ["css/cycle/a.css", "css/cycle/b.css"].map(String::from).into();
+    let expected: BTreeSet<String> = ["css/cycle/a.css", "css/cycle/b.css"]
+        .map(String::from)
+        .into();
     assert_eq!(changed(&a, &c), expected);
     // And each file of the cycle points at the other's new name.
     let a_out = std::fs::read_to_string(dir.path().join("c").join(&c["css/cycle/a.css"])).unwrap();
-    assert!(a_out.contains(c["css/cycle/b.css"].rsplit('/').next().unwrap()), "{a_out}");
+    assert!(
+        a_out.contains(c["css/cycle/b.css"].rsplit('/').next().unwrap()),
+        "{a_out}"
+    );
 }
 
 #[test]
 fn output_is_identical_across_folders_and_thread_counts() {
     let dir = tempfile::tempdir().unwrap();
     let mut trees = Vec::new();
-    for (i, (place, jobs)) in [("one", 1), ("two/deeper/place", 2)].into_iter().enumerate() {
+    for (i, (place, jobs)) in [("one", 1), ("two/deeper/place", 2)]
+        .into_iter()
+        .enumerate()
+    {
         let root = dir.path().join(place);
         // The hard cases use `/static/` absolute paths, so they sit at the root.
-        copy_dir(&fixture("cases/django-hard-cases/src"), &root.join("assets"));
+        copy_dir(
+            &fixture("cases/django-hard-cases/src"),
+            &root.join("assets"),
+        );
         copy_dir(&fixture("real-world"), &root.join("assets/site"));
         let out = root.join(format!("static-{i}"));
-        Builder::new().src(root.join("assets")).out(&out).jobs(jobs).build().unwrap();
+        Builder::new()
+            .src(root.join("assets"))
+            .out(&out)
+            .jobs(jobs)
+            .build()
+            .unwrap();
         trees.push(tree(&out));
     }
     assert!(trees[0].len() > 40);
-    assert_eq!(trees[0].keys().collect::<Vec<_>>(), trees[1].keys().collect::<Vec<_>>());
+    assert_eq!(
+        trees[0].keys().collect::<Vec<_>>(),
+        trees[1].keys().collect::<Vec<_>>()
+    );
     for (name, bytes) in &trees[0] {
         assert!(trees[1][name] == *bytes, "{name} differs");
     }
@@ -136,10 +185,16 @@ fn manifests_agree_with_the_files() {
         assert_eq!(flask[logical], file);
         let bytes = std::fs::read(out.path().join(file)).unwrap();
         assert_eq!(entry["size"], bytes.len());
-        let sri = format!("sha384-{}", base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes)));
+        let sri = format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
+        );
         assert_eq!(entry["integrity"], sri.as_str(), "{logical}");
         for r in entry["references"].as_array().unwrap() {
-            assert!(assets.contains_key(r.as_str().unwrap()), "{logical} references unknown {r}");
+            assert!(
+                assets.contains_key(r.as_str().unwrap()),
+                "{logical} references unknown {r}"
+            );
         }
         if let Some(map) = entry.get("map") {
             let map_bytes = std::fs::read(out.path().join(map["file"].as_str().unwrap())).unwrap();
@@ -147,7 +202,10 @@ fn manifests_agree_with_the_files() {
         }
     }
     assert_eq!(assets["css/site.css"]["content_type"], "text/css");
-    assert_eq!(assets["vendor/leaflet/images/layers.png"]["content_type"], "image/png");
+    assert_eq!(
+        assets["vendor/leaflet/images/layers.png"]["content_type"],
+        "image/png"
+    );
 }
 
 #[test]
@@ -156,7 +214,11 @@ fn source_maps_still_point_at_the_right_lines_after_urls_are_substituted() {
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("css/deeply/nested")).unwrap();
     std::fs::create_dir_all(src.join("img")).unwrap();
-    std::fs::write(src.join("img/a-long-image-name.svg"), "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+    std::fs::write(
+        src.join("img/a-long-image-name.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+    )
+    .unwrap();
     let css = ".first {\n  background: url(../../../img/a-long-image-name.svg);\n}\n\n.second {\n  color: red;\n}\n";
     std::fs::write(src.join("css/deeply/nested/app.css"), css).unwrap();
     let out = dir.path().join("out");
@@ -164,12 +226,20 @@ fn source_maps_still_point_at_the_right_lines_after_urls_are_substituted() {
     let files = names(&out);
     let built = std::fs::read_to_string(out.join(&files["css/deeply/nested/app.css"])).unwrap();
     let map_name = format!("{}.map", files["css/deeply/nested/app.css"]);
-    assert!(built.ends_with(&format!("/*# sourceMappingURL={} */", map_name.rsplit('/').next().unwrap())));
-    let map = sourcemap::SourceMap::from_slice(&std::fs::read(out.join(&map_name)).unwrap()).unwrap();
+    assert!(built.ends_with(&format!(
+        "/*# sourceMappingURL={} */",
+        map_name.rsplit('/').next().unwrap()
+    )));
+    let map =
+        sourcemap::SourceMap::from_slice(&std::fs::read(out.join(&map_name)).unwrap()).unwrap();
     // The generated column of `.second` comes after the (lengthened) URL.
     let col = built.find(".second").unwrap() as u32;
     let token = map.lookup_token(0, col).unwrap();
-    assert_eq!((token.get_src_line(), token.get_dst_col()), (4, col), "`.second` maps to line 5 of the source");
+    assert_eq!(
+        (token.get_src_line(), token.get_dst_col()),
+        (4, col),
+        "`.second` maps to line 5 of the source"
+    );
     assert_eq!(token.get_source(), Some("app.css"));
 }
 
@@ -182,16 +252,27 @@ fn a_failed_build_leaves_the_previous_output_and_manifest_intact() {
     build(&src, &out);
     let before = tree(&out);
 
-    std::fs::write(src.join("css/site.css"), ".x { background: url(../img/gone.png) }").unwrap();
+    std::fs::write(
+        src.join("css/site.css"),
+        ".x { background: url(../img/gone.png) }",
+    )
+    .unwrap();
     std::fs::write(src.join("css/unrelated.css"), ".y {{ }").unwrap();
     match Builder::new().src(&src).out(&out).build() {
         Err(BuildError::Diagnostics(d)) => {
-            let paths: BTreeSet<String> = d.iter().filter(|d| d.is_error()).map(|d| d.path.clone()).collect();
+            let paths: BTreeSet<String> = d
+                .iter()
+                .filter(|d| d.is_error())
+                .map(|d| d.path.clone())
+                .collect();
             assert_eq!(paths.len(), 2, "both broken files are reported: {paths:?}");
         }
         other => panic!("expected a failed build, got {other:?}"),
     }
-    assert!(tree(&out) == before, "the output folder changed after a failed build");
+    assert!(
+        tree(&out) == before,
+        "the output folder changed after a failed build"
+    );
 }
 
 #[test]
@@ -218,7 +299,10 @@ fn old_builds_are_kept_for_rolling_deploys_then_removed() {
     for kept in &versions[2..] {
         assert!(files.contains_key(kept), "{kept} should be kept");
     }
-    assert!(files.contains_key("robots.txt"), "files kiln did not write are never removed");
+    assert!(
+        files.contains_key("robots.txt"),
+        "files kiln did not write are never removed"
+    );
 }
 
 #[test]
@@ -227,7 +311,9 @@ fn a_build_with_nothing_changed_writes_nothing() {
     let out = dir.path().join("out");
     build(&fixture("real-world"), &out);
     let mtimes = |t: &BTreeMap<String, Vec<u8>>| -> Vec<std::time::SystemTime> {
-        t.keys().map(|k| std::fs::metadata(out.join(k)).unwrap().modified().unwrap()).collect()
+        t.keys()
+            .map(|k| std::fs::metadata(out.join(k)).unwrap().modified().unwrap())
+            .collect()
     };
     let first = mtimes(&tree(&out));
     let report = build(&fixture("real-world"), &out);

@@ -18,10 +18,20 @@ fn render_tree(out: &Path) -> String {
             continue;
         }
         match std::str::from_utf8(&bytes) {
-            Ok(text) if !name.ends_with(".woff2") && !name.ends_with(".png") && !name.ends_with(".eot") => {
+            Ok(text)
+                if !name.ends_with(".woff2")
+                    && !name.ends_with(".png")
+                    && !name.ends_with(".eot") =>
+            {
                 writeln!(s, "=== {name}\n{}", text.trim_end()).unwrap();
             }
-            _ => writeln!(s, "=== {name} ({} bytes, blake3 {})", bytes.len(), &blake3::hash(&bytes).to_hex()[..16]).unwrap(),
+            _ => writeln!(
+                s,
+                "=== {name} ({} bytes, blake3 {})",
+                bytes.len(),
+                &blake3::hash(&bytes).to_hex()[..16]
+            )
+            .unwrap(),
         }
     }
     s
@@ -29,7 +39,11 @@ fn render_tree(out: &Path) -> String {
 
 fn run_case(case: &Path) -> String {
     let config_file = case.join("kiln.toml");
-    let mut config = if config_file.exists() { Config::load(&config_file).unwrap() } else { Config::default() };
+    let mut config = if config_file.exists() {
+        Config::load(&config_file).unwrap()
+    } else {
+        Config::default()
+    };
     // Relative paths keep diagnostics (and so snapshots) free of machine-specific prefixes.
     let rel = case.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap();
     config.src = rel.join("src");
@@ -46,14 +60,20 @@ fn run_case(case: &Path) -> String {
                 .collect();
             let warned: Vec<&str> = warned.iter().map(String::as_str).collect();
             let checked = assert_references_resolve_except(&config.out, "/static/", &warned);
-            let mut s = format!("built {} files; {checked} internal references resolve\n", report.files);
+            let mut s = format!(
+                "built {} files; {checked} internal references resolve\n",
+                report.files
+            );
             for w in &report.warnings {
                 s.push_str(&w.render());
             }
             s + &render_tree(&config.out)
         }
         Err(BuildError::Diagnostics(diagnostics)) => {
-            assert!(!config.out.exists(), "a failed build must not create its output folder");
+            assert!(
+                !config.out.exists(),
+                "a failed build must not create its output folder"
+            );
             let mut s = String::from("build failed\n");
             for d in &diagnostics {
                 s.push_str(&d.render());
@@ -66,7 +86,10 @@ fn run_case(case: &Path) -> String {
 
 #[test]
 fn fixture_cases() {
-    let mut cases: Vec<_> = std::fs::read_dir(fixture("cases")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(fixture("cases"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     cases.sort();
     assert!(cases.len() >= 5, "fixture cases are missing");
     for case in cases {

@@ -11,7 +11,9 @@ use lightningcss::stylesheet::{ParserOptions, PrinterOptions, StyleSheet};
 
 /// `fixtures/<rel>` in the repository.
 pub fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 /// Copies the tree `from` into `to` (created).
@@ -37,7 +39,11 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         let entry = entry.unwrap();
         if entry.file_type().is_file() {
             let rel = entry.path().strip_prefix(dir).unwrap();
-            let key = rel.components().map(|c| c.as_os_str().to_str().unwrap()).collect::<Vec<_>>().join("/");
+            let key = rel
+                .components()
+                .map(|c| c.as_os_str().to_str().unwrap())
+                .collect::<Vec<_>>()
+                .join("/");
             out.insert(key, std::fs::read(entry.path()).unwrap());
         }
     }
@@ -61,17 +67,28 @@ pub fn stderr(o: &Output) -> String {
 
 /// Reads and parses a JSON file.
 pub fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 /// The `url()` and `@import` URLs of a CSS text, found by lightningcss (not by regex). Panics if
 /// the CSS does not parse.
 pub fn css_urls(css: &str, name: &str) -> Vec<String> {
-    let sheet = StyleSheet::parse(css, ParserOptions { filename: name.to_owned(), ..ParserOptions::default() })
-        .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+    let sheet = StyleSheet::parse(
+        css,
+        ParserOptions {
+            filename: name.to_owned(),
+            ..ParserOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
     let printed = sheet
         .to_css(PrinterOptions {
-            analyze_dependencies: Some(DependencyOptions { remove_imports: false }),
+            analyze_dependencies: Some(DependencyOptions {
+                remove_imports: false,
+            }),
             ..PrinterOptions::default()
         })
         .unwrap();
@@ -121,13 +138,22 @@ pub fn assert_references_resolve_except(out: &Path, public_path: &str, allowed: 
                 Some(rest) => rest.to_owned(),
                 None => resolve(name, &path),
             };
-            assert!(files.contains_key(&target), "{name}: `{url}` points at `{target}`, which was not emitted");
-            assert!(looks_hashed(&target), "{name}: `{url}` is not a fingerprinted name");
+            assert!(
+                files.contains_key(&target),
+                "{name}: `{url}` points at `{target}`, which was not emitted"
+            );
+            assert!(
+                looks_hashed(&target),
+                "{name}: `{url}` is not a fingerprinted name"
+            );
             checked += 1;
         }
-        if let Some(map) = css.rsplit("sourceMappingURL=").nth(0).filter(|_| css.contains("sourceMappingURL=")) {
+        if let Some((_, map)) = css.rsplit_once("sourceMappingURL=") {
             let map = map.trim_end_matches(" */").trim();
-            assert!(files.contains_key(&resolve(name, map)), "{name}: missing map {map}");
+            assert!(
+                files.contains_key(&resolve(name, map)),
+                "{name}: missing map {map}"
+            );
         }
     }
     checked
@@ -136,7 +162,9 @@ pub fn assert_references_resolve_except(out: &Path, public_path: &str, allowed: 
 /// `dir/name.<hex>.ext`: a dot segment of hex digits before the extension.
 pub fn looks_hashed(path: &str) -> bool {
     let file = path.rsplit('/').next().unwrap();
-    file.split('.').skip(1).any(|seg| seg.len() >= 8 && seg.chars().all(|c| c.is_ascii_hexdigit()))
+    file.split('.')
+        .skip(1)
+        .any(|seg| seg.len() >= 8 && seg.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 fn resolve(from: &str, rel: &str) -> String {
@@ -155,5 +183,8 @@ fn resolve(from: &str, rel: &str) -> String {
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8().unwrap().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }

@@ -104,7 +104,11 @@ pub struct ManifestConfig {
 impl Default for ManifestConfig {
     fn default() -> Self {
         ManifestConfig {
-            formats: vec![ManifestFormat::Kiln, ManifestFormat::Django, ManifestFormat::Flask],
+            formats: vec![
+                ManifestFormat::Kiln,
+                ManifestFormat::Django,
+                ManifestFormat::Flask,
+            ],
         }
     }
 }
@@ -123,7 +127,11 @@ pub enum ManifestFormat {
 
 impl ManifestFormat {
     /// Every format, in the order they are written (kiln's last).
-    pub const ALL: [ManifestFormat; 3] = [ManifestFormat::Django, ManifestFormat::Flask, ManifestFormat::Kiln];
+    pub const ALL: [ManifestFormat; 3] = [
+        ManifestFormat::Django,
+        ManifestFormat::Flask,
+        ManifestFormat::Kiln,
+    ];
 
     /// The format's name as used on the command line and in `kiln.toml`.
     pub fn name(self) -> &'static str {
@@ -152,7 +160,9 @@ impl ManifestFormat {
                 .find(|f| f.name() == name)
                 .ok_or_else(|| ConfigError::Invalid {
                     key: "manifest".to_owned(),
-                    message: format!("unknown manifest format `{name}` (expected kiln, django or flask)"),
+                    message: format!(
+                        "unknown manifest format `{name}` (expected kiln, django or flask)"
+                    ),
                 })?;
             if !out.contains(&format) {
                 out.push(format);
@@ -240,10 +250,16 @@ impl Config {
     /// Checks ranges and normalises values (`public_url` gets a trailing `/`).
     pub fn validate(&mut self) -> Result<(), ConfigError> {
         if !(8..=64).contains(&self.hash_length) {
-            return Err(invalid("hash_length", format!("{} is not between 8 and 64", self.hash_length)));
+            return Err(invalid(
+                "hash_length",
+                format!("{} is not between 8 and 64", self.hash_length),
+            ));
         }
         if self.keep_builds == 0 {
-            return Err(invalid("keep_builds", "must be at least 1 (the current build)"));
+            return Err(invalid(
+                "keep_builds",
+                "must be at least 1 (the current build)",
+            ));
         }
         if self.jobs == Some(0) {
             return Err(invalid("jobs", "must be at least 1"));
@@ -254,10 +270,16 @@ impl Config {
         if !self.public_url.ends_with('/') {
             self.public_url.push('/');
         }
-        if !(self.public_url.starts_with('/') || self.public_url.contains("://") || self.public_url.starts_with("//")) {
+        if !(self.public_url.starts_with('/')
+            || self.public_url.contains("://")
+            || self.public_url.starts_with("//"))
+        {
             return Err(invalid(
                 "public_url",
-                format!("`{}` must start with `/`, `//` or a scheme such as `https://`", self.public_url),
+                format!(
+                    "`{}` must start with `/`, `//` or a scheme such as `https://`",
+                    self.public_url
+                ),
             ));
         }
         for glob in &self.exclude {
@@ -315,9 +337,13 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_naming_it_and_its_position() {
-        let err = Config::from_toml("src = \"a\"\nminfy = false\n", Path::new("kiln.toml")).unwrap_err();
+        let err =
+            Config::from_toml("src = \"a\"\nminfy = false\n", Path::new("kiln.toml")).unwrap_err();
         let text = err.to_string();
-        assert!(text.starts_with("kiln.toml:2:1: error: unknown field `minfy`"), "{text}");
+        assert!(
+            text.starts_with("kiln.toml:2:1: error: unknown field `minfy`"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -330,13 +356,20 @@ mod tests {
     fn targets_take_a_string_or_a_list() {
         let c = Config::from_toml("targets = \"defaults\"", Path::new("k")).unwrap();
         assert_eq!(c.targets.unwrap().queries(), vec!["defaults"]);
-        let c = Config::from_toml("browserslist = [\"chrome 90\", \"firefox 90\"]", Path::new("k")).unwrap();
+        let c = Config::from_toml(
+            "browserslist = [\"chrome 90\", \"firefox 90\"]",
+            Path::new("k"),
+        )
+        .unwrap();
         assert_eq!(c.targets.unwrap().queries().len(), 2);
     }
 
     #[test]
     fn public_path_of_cdn_and_local_urls() {
-        let mut c = Config { public_url: "https://cdn.example.com/static".into(), ..Config::default() };
+        let mut c = Config {
+            public_url: "https://cdn.example.com/static".into(),
+            ..Config::default()
+        };
         c.validate().unwrap();
         assert_eq!(c.public_url, "https://cdn.example.com/static/");
         assert_eq!(c.public_path(), "/static/");
@@ -348,9 +381,17 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_values() {
-        let mut c = Config { hash_length: 4, ..Config::default() };
-        assert!(matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "hash_length"));
-        let mut c = Config { public_url: "static/".into(), ..Config::default() };
+        let mut c = Config {
+            hash_length: 4,
+            ..Config::default()
+        };
+        assert!(
+            matches!(c.validate(), Err(ConfigError::Invalid { key, .. }) if key == "hash_length")
+        );
+        let mut c = Config {
+            public_url: "static/".into(),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 
@@ -360,6 +401,11 @@ mod tests {
             ManifestFormat::parse_list("django, kiln").unwrap(),
             vec![ManifestFormat::Django, ManifestFormat::Kiln]
         );
-        assert!(ManifestFormat::parse_list("kiln,vite").unwrap_err().to_string().contains("vite"));
+        assert!(
+            ManifestFormat::parse_list("kiln,vite")
+                .unwrap_err()
+                .to_string()
+                .contains("vite")
+        );
     }
 }

@@ -54,7 +54,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A diagnostic of `severity` about the file at `path`.
-    pub fn new(severity: Severity, code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        severity: Severity,
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Diagnostic {
             severity,
             code,
@@ -74,7 +79,11 @@ impl Diagnostic {
     }
 
     /// A warning about the file at `path`.
-    pub fn warning(code: &'static str, path: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::new(Severity::Warning, code, path, message)
     }
 
@@ -118,7 +127,8 @@ impl Diagnostic {
         if let (Some(text), true) = (&self.source_line, self.column > 0) {
             // Columns are 1-based characters; annotate-snippets wants a byte range into the line.
             let start = char_to_byte(text, self.column as usize - 1);
-            let end = char_to_byte(text, self.column as usize - 1 + self.span_len as usize).max(start);
+            let end =
+                char_to_byte(text, self.column as usize - 1 + self.span_len as usize).max(start);
             // Very long lines (minified input) are cut to a window around the column.
             let (shown, start, end) = window(text, start, end);
             let level = match self.severity {
@@ -151,13 +161,19 @@ impl fmt::Display for Diagnostic {
         match (self.line, self.column) {
             (0, _) => write!(f, "{}: {}: {}", self.path, self.severity, self.message),
             (l, 0) => write!(f, "{}:{l}: {}: {}", self.path, self.severity, self.message),
-            (l, c) => write!(f, "{}:{l}:{c}: {}: {}", self.path, self.severity, self.message),
+            (l, c) => write!(
+                f,
+                "{}:{l}:{c}: {}: {}",
+                self.path, self.severity, self.message
+            ),
         }
     }
 }
 
 fn char_to_byte(text: &str, chars: usize) -> usize {
-    text.char_indices().nth(chars).map_or(text.len(), |(i, _)| i)
+    text.char_indices()
+        .nth(chars)
+        .map_or(text.len(), |(i, _)| i)
 }
 
 /// Cuts a line longer than 160 bytes to a window around `start..end`, returning the window and the
@@ -178,7 +194,11 @@ fn window(text: &str, start: usize, end: usize) -> (String, usize, usize) {
     let prefix = if from > 0 { "…" } else { "" };
     let suffix = if to < text.len() { "…" } else { "" };
     let shown = format!("{prefix}{}{suffix}", &text[from..to]);
-    (shown, start - from + prefix.len(), end - from + prefix.len())
+    (
+        shown,
+        start - from + prefix.len(),
+        end - from + prefix.len(),
+    )
 }
 
 #[cfg(test)]
@@ -188,19 +208,32 @@ mod tests {
     #[test]
     fn renders_position_frame_and_help() {
         let src = "a {}\nb { background: url(missing.png) }\n";
-        let d = Diagnostic::error("missing-reference", "assets/app.css", "file not found: missing.png")
-            .at(2, 21, Some(src))
-            .with_span(11)
-            .with_help("check the path");
+        let d = Diagnostic::error(
+            "missing-reference",
+            "assets/app.css",
+            "file not found: missing.png",
+        )
+        .at(2, 21, Some(src))
+        .with_span(11)
+        .with_help("check the path");
         let out = d.render();
         let mut lines = out.lines();
         assert_eq!(
             lines.next(),
             Some("assets/app.css:2:21: error: file not found: missing.png")
         );
-        assert!(out.contains("2 | b { background: url(missing.png) }"), "{out}");
+        assert!(
+            out.contains("2 | b { background: url(missing.png) }"),
+            "{out}"
+        );
         let caret_line = out.lines().find(|l| l.contains('^')).expect("a caret line");
-        assert_eq!(caret_line.find('^'), out.lines().find(|l| l.starts_with("2 |")).unwrap().find("missing"));
+        assert_eq!(
+            caret_line.find('^'),
+            out.lines()
+                .find(|l| l.starts_with("2 |"))
+                .unwrap()
+                .find("missing")
+        );
         assert!(out.ends_with("  = help: check the path\n"), "{out}");
     }
 
@@ -213,7 +246,9 @@ mod tests {
     #[test]
     fn long_lines_are_windowed_around_the_column() {
         let line = format!("{}url(x.png){}", "a".repeat(1000), "b".repeat(1000));
-        let d = Diagnostic::error("x", "m.css", "bad").at(1, 1001, Some(&line)).with_span(10);
+        let d = Diagnostic::error("x", "m.css", "bad")
+            .at(1, 1001, Some(&line))
+            .with_span(10);
         let out = d.render();
         assert!(out.contains("url(x.png)"), "{out}");
         assert!(out.lines().all(|l| l.len() < 300), "{out}");

@@ -57,7 +57,9 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
         if entry.depth() == 0 {
             return true;
         }
-        let Ok(rel) = entry.path().strip_prefix(root) else { return true };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            return true;
+        };
         if excludes.is_excluded(rel) {
             return false;
         }
@@ -71,13 +73,16 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
     for entry in walker {
         let entry = entry.map_err(|e| DiscoverError::Io {
             path: e.path().map_or_else(|| root.clone(), Path::to_owned),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
         })?;
         if !entry.file_type().is_file() {
             continue;
         }
         let rel = entry.path().strip_prefix(root).expect("walked below root");
-        let logical = logical_path(rel).ok_or_else(|| DiscoverError::NonUtf8Name(entry.path().to_owned()))?;
+        let logical =
+            logical_path(rel).ok_or_else(|| DiscoverError::NonUtf8Name(entry.path().to_owned()))?;
         found.push((logical, entry.path().to_owned()));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
@@ -86,7 +91,10 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
         .into_par_iter()
         .enumerate()
         .map(|(i, (logical, path))| {
-            let bytes = std::fs::read(&path).map_err(|source| DiscoverError::Io { path: path.clone(), source })?;
+            let bytes = std::fs::read(&path).map_err(|source| DiscoverError::Io {
+                path: path.clone(),
+                source,
+            })?;
             Ok(Asset {
                 id: AssetId(i as u32),
                 kind: AssetKind::from_path(&logical),
@@ -117,7 +125,9 @@ impl Excludes {
         let mut component = GlobSetBuilder::new();
         for g in globs {
             // Validated in Config::validate; an invalid glob here is skipped rather than panicking.
-            let Ok(glob) = Glob::new(g.trim_start_matches('/')) else { continue };
+            let Ok(glob) = Glob::new(g.trim_start_matches('/')) else {
+                continue;
+            };
             if g.contains('/') {
                 whole.add(glob);
             } else {
@@ -150,7 +160,15 @@ mod tests {
     fn walks_sorted_skipping_excluded_and_the_output_folder() {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("assets");
-        for f in ["b.css", "a/z.js", "a/.DS_Store", ".git/config", "x.css~", "vendor/min/v.js", "out/old.css"] {
+        for f in [
+            "b.css",
+            "a/z.js",
+            "a/.DS_Store",
+            ".git/config",
+            "x.css~",
+            "vendor/min/v.js",
+            "out/old.css",
+        ] {
             touch(&src, f);
         }
         let config = Config {
@@ -169,8 +187,14 @@ mod tests {
 
     #[test]
     fn missing_root_is_an_error_naming_it() {
-        let config = Config { src: "/nonexistent/kiln-src".into(), ..Config::default() };
+        let config = Config {
+            src: "/nonexistent/kiln-src".into(),
+            ..Config::default()
+        };
         let err = discover(&config).unwrap_err().to_string();
-        assert!(err.starts_with("/nonexistent/kiln-src: source folder does not exist"), "{err}");
+        assert!(
+            err.starts_with("/nonexistent/kiln-src: source folder does not exist"),
+            "{err}"
+        );
     }
 }

@@ -38,7 +38,10 @@ pub struct EmitError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmitError + '_ {
-    move |source| EmitError { path: path.to_owned(), source }
+    move |source| EmitError {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes every asset and map of `linked` into `out`.
@@ -64,7 +67,10 @@ pub fn emit(linked: &Linked, out: &Path) -> Result<Emitted, EmitError> {
         .collect::<Result<_, EmitError>>()?;
     let mut names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
     names.sort();
-    Ok(Emitted { files: names, written: written.into_iter().filter(|w| *w).count() })
+    Ok(Emitted {
+        files: names,
+        written: written.into_iter().filter(|w| *w).count(),
+    })
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -76,7 +82,11 @@ struct History {
 
 /// Records this build's files (plus `extra`, the manifests) and deletes files that only builds
 /// older than the last `keep` wrote. Returns the removed paths. Call after the manifests are written.
-pub fn retire_old_builds(out: &Path, emitted: &Emitted, keep: usize) -> Result<Vec<String>, EmitError> {
+pub fn retire_old_builds(
+    out: &Path,
+    emitted: &Emitted,
+    keep: usize,
+) -> Result<Vec<String>, EmitError> {
     let history_path = out.join(HISTORY_FILE);
     let mut history: History = std::fs::read(&history_path)
         .ok()
@@ -90,7 +100,11 @@ pub fn retire_old_builds(out: &Path, emitted: &Emitted, keep: usize) -> Result<V
     history.builds.insert(0, emitted.files.clone());
     let dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
     let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
-    let mut removed: Vec<String> = dropped.into_iter().flatten().filter(|f| !kept.contains(f)).collect();
+    let mut removed: Vec<String> = dropped
+        .into_iter()
+        .flatten()
+        .filter(|f| !kept.contains(f))
+        .collect();
     removed.sort();
     removed.dedup();
     let json = serde_json::to_vec_pretty(&history).expect("history serialises");

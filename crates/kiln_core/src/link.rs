@@ -79,18 +79,28 @@ enum Target {
     /// Leave the URL as written.
     Keep,
     /// Another asset (by index); write its fingerprinted name.
-    Asset { index: usize, dir_prefix: String, suffix: String },
+    Asset {
+        index: usize,
+        dir_prefix: String,
+        suffix: String,
+    },
 }
 
 /// Resolves, hashes and substitutes. `config.strict` decides whether a missing target is an error.
 pub fn link(transformed: Transformed, config: &Config) -> Linked {
     let Transformed { assets, outputs } = transformed;
-    let mut diagnostics: Vec<Diagnostic> = outputs.iter().flat_map(|o| o.diagnostics.iter().cloned()).collect();
+    let mut diagnostics: Vec<Diagnostic> = outputs
+        .iter()
+        .flat_map(|o| o.diagnostics.iter().cloned())
+        .collect();
 
     let targets = resolve(&assets, &outputs, config, &mut diagnostics);
     sort_diagnostics(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
-        return Linked { assets: Vec::new(), diagnostics };
+        return Linked {
+            assets: Vec::new(),
+            diagnostics,
+        };
     }
 
     let isolated: Vec<blake3::Hash> = outputs.par_iter().map(isolated_hash).collect();
@@ -98,10 +108,13 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
 
     if let Some(d) = name_collision(&assets, &names) {
         diagnostics.push(d);
-        return Linked { assets: Vec::new(), diagnostics };
+        return Linked {
+            assets: Vec::new(),
+            diagnostics,
+        };
     }
 
-    let results: Vec<Result<LinkedAsset, Diagnostic>> = assets
+    let results: Vec<Result<LinkedAsset, Box<Diagnostic>>> = assets
         .par_iter()
         .zip(outputs.into_par_iter())
         .enumerate()
@@ -111,18 +124,23 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
     for r in results {
         match r {
             Ok(a) => linked.push(a),
-            Err(d) => diagnostics.push(d),
+            Err(d) => diagnostics.push(*d),
         }
     }
     sort_diagnostics(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         linked.clear();
     }
-    Linked { assets: linked, diagnostics }
+    Linked {
+        assets: linked,
+        diagnostics,
+    }
 }
 
 fn sort_diagnostics(d: &mut [Diagnostic]) {
-    d.sort_by(|a, b| (&a.path, a.line, a.column, &a.message).cmp(&(&b.path, b.line, b.column, &b.message)));
+    d.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.message).cmp(&(&b.path, b.line, b.column, &b.message))
+    });
 }
 
 /// Resolves every reference of every asset; pushes a diagnostic for each one that cannot be.
@@ -132,9 +150,17 @@ fn resolve(
     config: &Config,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Vec<Target>> {
-    let index: HashMap<&str, usize> = assets.iter().enumerate().map(|(i, a)| (a.logical.as_str(), i)).collect();
+    let index: HashMap<&str, usize> = assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.logical.as_str(), i))
+        .collect();
     let public_path = config.public_path();
-    let severity = if config.strict { Severity::Error } else { Severity::Warning };
+    let severity = if config.strict {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
     let mut all = Vec::with_capacity(assets.len());
     for (asset, output) in assets.iter().zip(outputs) {
         let mut targets = Vec::with_capacity(output.references.len());
@@ -142,8 +168,16 @@ fn resolve(
             let from = r.from.as_deref().unwrap_or(&asset.logical);
             let target = match url::classify(&r.specifier, from, public_path) {
                 Specifier::External => Target::Keep,
-                Specifier::Internal { logical, dir_prefix, suffix } => match index.get(logical.as_str()) {
-                    Some(&i) => Target::Asset { index: i, dir_prefix: dir_prefix.to_owned(), suffix: suffix.to_owned() },
+                Specifier::Internal {
+                    logical,
+                    dir_prefix,
+                    suffix,
+                } => match index.get(logical.as_str()) {
+                    Some(&i) => Target::Asset {
+                        index: i,
+                        dir_prefix: dir_prefix.to_owned(),
+                        suffix: suffix.to_owned(),
+                    },
                     None => {
                         let help = if config.strict {
                             "fix the path, add the file, or set `strict = false` to leave unresolved references as they are"
@@ -151,20 +185,39 @@ fn resolve(
                             "the reference is left as written"
                         };
                         diagnostics.push(
-                            reference_diagnostic(severity, "missing-reference", assets, &index, asset, r, from)
-                                .with_message(format!(
-                                    "`{}` not found: no file `{logical}` in the source folder",
-                                    r.specifier
-                                ))
-                                .with_help(help),
+                            reference_diagnostic(
+                                severity,
+                                "missing-reference",
+                                assets,
+                                &index,
+                                asset,
+                                r,
+                                from,
+                            )
+                            .with_message(format!(
+                                "`{}` not found: no file `{logical}` in the source folder",
+                                r.specifier
+                            ))
+                            .with_help(help),
                         );
                         Target::Keep
                     }
                 },
                 Specifier::OutsideRoot => {
                     diagnostics.push(
-                        reference_diagnostic(severity, "outside-root", assets, &index, asset, r, from)
-                            .with_message(format!("`{}` points outside the source folder", r.specifier)),
+                        reference_diagnostic(
+                            severity,
+                            "outside-root",
+                            assets,
+                            &index,
+                            asset,
+                            r,
+                            from,
+                        )
+                        .with_message(format!(
+                            "`{}` points outside the source folder",
+                            r.specifier
+                        )),
                     );
                     Target::Keep
                 }
@@ -215,7 +268,9 @@ fn isolated_hash(output: &TransformOutput) -> blake3::Hash {
 /// `dir/name.ext` -> `dir/name.<hash>.ext`; the hash is its own dot segment before the last
 /// extension (what Django and WhiteNoise recognise as hashed).
 pub fn hashed_name(logical: &str, hash: &str) -> String {
-    let (dir, file) = logical.rsplit_once('/').map_or(("", logical), |(d, f)| (d, f));
+    let (dir, file) = logical
+        .rsplit_once('/')
+        .map_or(("", logical), |(d, f)| (d, f));
     let sep = if dir.is_empty() { "" } else { "/" };
     match file.rfind('.') {
         Some(dot) if dot > 0 => format!("{dir}{sep}{}.{hash}{}", &file[..dot], &file[dot..]),
@@ -257,7 +312,11 @@ fn final_names(
         shared.update(b"kiln component v1\0");
         for node in &component {
             let i = node.index();
-            let h = if cyclic { &mut shared } else { &mut blake3::Hasher::new() };
+            let h = if cyclic {
+                &mut shared
+            } else {
+                &mut blake3::Hasher::new()
+            };
             h.update(assets[i].logical.as_bytes());
             h.update(b"\0");
             h.update(isolated[i].as_bytes());
@@ -265,7 +324,11 @@ fn final_names(
                 h.update(r.placeholder.as_bytes());
                 h.update(b"\0");
                 match t {
-                    Target::Asset { index, dir_prefix, suffix } if in_component(*index) => {
+                    Target::Asset {
+                        index,
+                        dir_prefix,
+                        suffix,
+                    } if in_component(*index) => {
                         // Inside the cycle: the edge itself, since the target's name is not known yet.
                         h.update(b"cycle\0");
                         h.update(assets[*index].logical.as_bytes());
@@ -282,7 +345,10 @@ fn final_names(
                 h.update(b"\0");
             }
             if !cyclic {
-                names[i] = Some(hashed_name(&assets[i].logical, &hex(h.finalize(), hash_len)));
+                names[i] = Some(hashed_name(
+                    &assets[i].logical,
+                    &hex(h.finalize(), hash_len),
+                ));
             }
         }
         if cyclic {
@@ -292,11 +358,17 @@ fn final_names(
                 let mut h = blake3::Hasher::new();
                 h.update(component_hash.as_bytes());
                 h.update(assets[i].logical.as_bytes());
-                names[i] = Some(hashed_name(&assets[i].logical, &hex(h.finalize(), hash_len)));
+                names[i] = Some(hashed_name(
+                    &assets[i].logical,
+                    &hex(h.finalize(), hash_len),
+                ));
             }
         }
     }
-    names.into_iter().map(|n| n.expect("every asset is in one component")).collect()
+    names
+        .into_iter()
+        .map(|n| n.expect("every asset is in one component"))
+        .collect()
 }
 
 fn hex(hash: blake3::Hash, len: usize) -> String {
@@ -309,8 +381,14 @@ fn hex(hash: blake3::Hash, len: usize) -> String {
 fn url_for(r: &Reference, target: &Target, names: &[Option<String>]) -> String {
     match target {
         Target::Keep => r.specifier.clone(),
-        Target::Asset { index, dir_prefix, suffix } => {
-            let name = names[*index].as_deref().expect("targets are named before their referrers");
+        Target::Asset {
+            index,
+            dir_prefix,
+            suffix,
+        } => {
+            let name = names[*index]
+                .as_deref()
+                .expect("targets are named before their referrers");
             url::rewrite(dir_prefix, file_name(name), suffix)
         }
     }
@@ -331,7 +409,10 @@ fn name_collision(assets: &[Asset], names: &[String]) -> Option<Diagnostic> {
             return Some(Diagnostic::error(
                 "name-collision",
                 assets[i].display_path(),
-                format!("its fingerprinted name `{name}` is also the name of `{}`", assets[j].logical),
+                format!(
+                    "its fingerprinted name `{name}` is also the name of `{}`",
+                    assets[j].logical
+                ),
             ));
         }
         seen.insert(name, i);
@@ -347,7 +428,7 @@ fn substitute(
     targets: &[Target],
     names: &[String],
     i: usize,
-) -> Result<LinkedAsset, Diagnostic> {
+) -> Result<LinkedAsset, Box<Diagnostic>> {
     let asset = &assets[i];
     let name = names[i].clone();
     let mut replacements: HashMap<&str, String> = HashMap::new();
@@ -355,7 +436,11 @@ fn substitute(
     for (r, t) in output.references.iter().zip(targets) {
         let url = match t {
             Target::Keep => r.specifier.clone(),
-            Target::Asset { index, dir_prefix, suffix } => {
+            Target::Asset {
+                index,
+                dir_prefix,
+                suffix,
+            } => {
                 references.insert(assets[*index].logical.clone());
                 url::rewrite(dir_prefix, file_name(&names[*index]), suffix)
             }
@@ -369,14 +454,24 @@ fn substitute(
         (Some(map), Some(comment)) => {
             let map_path = format!("{name}.map");
             let map_bytes = srcmap::shift(map.as_bytes(), &edits, &name).map_err(|e| {
-                Diagnostic::error("internal", asset.display_path(), format!("cannot adjust its source map: {e}"))
+                Box::new(Diagnostic::error(
+                    "internal",
+                    asset.display_path(),
+                    format!("cannot adjust its source map: {e}"),
+                ))
             })?;
             let map_file = file_name(&map_path);
             match comment {
-                MapComment::Css => bytes.extend_from_slice(format!("\n/*# sourceMappingURL={map_file} */").as_bytes()),
-                MapComment::Js => bytes.extend_from_slice(format!("\n//# sourceMappingURL={map_file}").as_bytes()),
+                MapComment::Css => bytes
+                    .extend_from_slice(format!("\n/*# sourceMappingURL={map_file} */").as_bytes()),
+                MapComment::Js => {
+                    bytes.extend_from_slice(format!("\n//# sourceMappingURL={map_file}").as_bytes())
+                }
             }
-            Some(OutputFile { path: map_path, bytes: map_bytes })
+            Some(OutputFile {
+                path: map_path,
+                bytes: map_bytes,
+            })
         }
         _ => None,
     };
@@ -430,7 +525,12 @@ fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, 
         out.extend_from_slice(new.as_bytes());
         last = m.end();
         let old_len = pattern.encode_utf16().count() as u32;
-        edits.push(Edit { line, column: col, old_len, new_len: new.encode_utf16().count() as u32 });
+        edits.push(Edit {
+            line,
+            column: col,
+            old_len,
+            new_len: new.encode_utf16().count() as u32,
+        });
         col += old_len;
     }
     out.extend_from_slice(&bytes[last..]);
@@ -438,5 +538,8 @@ fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, 
 }
 
 fn content_type(logical: &str) -> String {
-    mime_guess::from_path(logical).first_or_octet_stream().essence_str().to_owned()
+    mime_guess::from_path(logical)
+        .first_or_octet_stream()
+        .essence_str()
+        .to_owned()
 }

@@ -79,7 +79,10 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                         integrity: &a.integrity,
                         content_type: &a.content_type,
                         references: &a.references,
-                        map: a.map.as_ref().map(|m| FileEntry { file: &m.path, size: m.bytes.len() as u64 }),
+                        map: a.map.as_ref().map(|m| FileEntry {
+                            file: &m.path,
+                            size: m.bytes.len() as u64,
+                        }),
                     },
                 )
             })
@@ -100,7 +103,9 @@ pub fn render(format: ManifestFormat, linked: &Linked, config: &Config) -> Vec<u
             // Django only uses `hash` to tell manifests apart; any stable digest of the paths will do.
             let digest = blake3::hash(&serde_json::to_vec(&paths).expect("paths serialise"));
             let hash = &digest.to_hex()[..12];
-            serde_json::to_vec_pretty(&serde_json::json!({ "paths": paths, "version": "1.1", "hash": hash }))
+            serde_json::to_vec_pretty(
+                &serde_json::json!({ "paths": paths, "version": "1.1", "hash": hash }),
+            )
         }
         ManifestFormat::Flask => serde_json::to_vec_pretty(&paths),
     }
@@ -121,7 +126,10 @@ pub fn write_manifests(linked: &Linked, config: &Config, out: &Path) -> Result<u
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             continue;
         }
-        write_atomic(&path, &bytes).map_err(|source| EmitError { path: path.clone(), source })?;
+        write_atomic(&path, &bytes).map_err(|source| EmitError {
+            path: path.clone(),
+            source,
+        })?;
         changed += 1;
     }
     Ok(changed)

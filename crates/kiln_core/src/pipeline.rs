@@ -72,7 +72,11 @@ pub enum BuildError {
 
 /// Runs a whole build of `config` with `transformers` (the first that accepts an asset's kind
 /// handles it; others pass through).
-pub fn build(config: &Config, transformers: &[&dyn Transformer], progress: &dyn Progress) -> Result<BuildReport, BuildError> {
+pub fn build(
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    progress: &dyn Progress,
+) -> Result<BuildReport, BuildError> {
     let mut config = config.clone();
     config.validate()?;
     let started = Instant::now();
@@ -80,11 +84,18 @@ pub fn build(config: &Config, transformers: &[&dyn Transformer], progress: &dyn 
     if let Some(jobs) = config.jobs {
         pool = pool.num_threads(jobs);
     }
-    let pool = pool.build().map_err(|e| BuildError::Threads(e.to_string()))?;
+    let pool = pool
+        .build()
+        .map_err(|e| BuildError::Threads(e.to_string()))?;
     pool.install(|| run(&config, transformers, progress, started))
 }
 
-fn run(config: &Config, transformers: &[&dyn Transformer], progress: &dyn Progress, started: Instant) -> Result<BuildReport, BuildError> {
+fn run(
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    progress: &dyn Progress,
+    started: Instant,
+) -> Result<BuildReport, BuildError> {
     let mut timings = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, timings: &mut Vec<(&'static str, Duration)>| {
@@ -118,7 +129,11 @@ fn run(config: &Config, transformers: &[&dyn Transformer], progress: &dyn Progre
     Ok(BuildReport {
         files,
         bytes_in,
-        bytes_out: linked.assets.iter().map(|a| a.output.bytes.len() as u64).sum(),
+        bytes_out: linked
+            .assets
+            .iter()
+            .map(|a| a.output.bytes.len() as u64)
+            .sum(),
         written: emitted.written,
         manifests_written,
         removed: removed.len(),

@@ -54,13 +54,24 @@ pub fn shift(map_json: &[u8], edits: &[Edit], output: &str) -> Result<Vec<u8>, S
                 e += 1;
             }
         }
-        while e < edits.len() && edits[e].line == line && edits[e].column + edits[e].old_len <= raw.dst_col {
+        while e < edits.len()
+            && edits[e].line == line
+            && edits[e].column + edits[e].old_len <= raw.dst_col
+        {
             delta += i64::from(edits[e].new_len) - i64::from(edits[e].old_len);
             e += 1;
         }
         let col = (i64::from(raw.dst_col) + delta).max(0) as u32;
         let opt = |id: u32| (id != !0).then_some(id);
-        builder.add_raw(raw.dst_line, col, raw.src_line, raw.src_col, opt(raw.src_id), opt(raw.name_id), raw.is_range);
+        builder.add_raw(
+            raw.dst_line,
+            col,
+            raw.src_line,
+            raw.src_col,
+            opt(raw.src_id),
+            opt(raw.name_id),
+            raw.is_range,
+        );
     }
     let mut out = Vec::new();
     builder.into_sourcemap().to_writer(&mut out)?;
@@ -109,9 +120,17 @@ mod tests {
         b.into_sourcemap().to_writer(&mut json).unwrap();
 
         // "PH" (2 units, quoted: 4) at column 6 becomes 10 units.
-        let edits = [Edit { line: 0, column: 6, old_len: 4, new_len: 10 }];
+        let edits = [Edit {
+            line: 0,
+            column: 6,
+            old_len: 4,
+            new_len: 10,
+        }];
         let out = SourceMap::from_slice(&shift(&json, &edits, "css/x.abc.css").unwrap()).unwrap();
-        let cols: Vec<(u32, u32)> = out.tokens().map(|t| (t.get_dst_line(), t.get_dst_col())).collect();
+        let cols: Vec<(u32, u32)> = out
+            .tokens()
+            .map(|t| (t.get_dst_line(), t.get_dst_col()))
+            .collect();
         assert_eq!(cols, [(0, 0), (0, 2), (0, 18), (1, 3)]);
         assert_eq!(out.get_file(), Some("x.abc.css"));
         assert_eq!(out.get_source_contents(0), Some("source"));

@@ -92,7 +92,10 @@ pub struct TransformOutput {
 impl TransformOutput {
     /// Copies the asset unchanged, with no references.
     pub fn passthrough(asset: &Asset) -> Self {
-        TransformOutput { bytes: asset.bytes.clone(), ..Default::default() }
+        TransformOutput {
+            bytes: asset.bytes.clone(),
+            ..Default::default()
+        }
     }
 
     /// True when a diagnostic is an error.
@@ -132,7 +135,11 @@ pub fn transform(
     let outputs = assets
         .par_iter()
         .map(|asset| {
-            let input = TransformInput { asset, all: &assets, config };
+            let input = TransformInput {
+                asset,
+                all: &assets,
+                config,
+            };
             let out = match transformers.iter().find(|t| t.accepts(asset.kind)) {
                 Some(t) => run_guarded(*t, &input),
                 None => TransformOutput::passthrough(asset),

@@ -32,7 +32,11 @@ pub enum Specifier<'a> {
 /// `public_path` (e.g. `/static/`).
 pub fn classify<'a>(spec: &'a str, from: &str, public_path: &str) -> Specifier<'a> {
     let spec_trim = spec.trim();
-    if spec_trim.is_empty() || spec_trim.starts_with('#') || spec_trim.starts_with("//") || has_scheme(spec_trim) {
+    if spec_trim.is_empty()
+        || spec_trim.starts_with('#')
+        || spec_trim.starts_with("//")
+        || has_scheme(spec_trim)
+    {
         return Specifier::External;
     }
     let split = spec_trim.find(['?', '#']).unwrap_or(spec_trim.len());
@@ -49,7 +53,11 @@ pub fn classify<'a>(spec: &'a str, from: &str, public_path: &str) -> Specifier<'
             return Specifier::External;
         };
         return match normalise(Vec::new(), rest) {
-            Some(logical) => Specifier::Internal { logical, dir_prefix, suffix },
+            Some(logical) => Specifier::Internal {
+                logical,
+                dir_prefix,
+                suffix,
+            },
             None => Specifier::OutsideRoot,
         };
     } else {
@@ -58,7 +66,11 @@ pub fn classify<'a>(spec: &'a str, from: &str, public_path: &str) -> Specifier<'
         parts
     };
     match normalise(base, &decoded) {
-        Some(logical) => Specifier::Internal { logical, dir_prefix, suffix },
+        Some(logical) => Specifier::Internal {
+            logical,
+            dir_prefix,
+            suffix,
+        },
         None => Specifier::OutsideRoot,
     }
 }
@@ -66,11 +78,15 @@ pub fn classify<'a>(spec: &'a str, from: &str, public_path: &str) -> Specifier<'
 /// True for `data:`, `http:`, `mailto:`... (RFC 3986 scheme followed by `:`). A Windows drive
 /// letter would also match, but those never appear in web URLs.
 fn has_scheme(s: &str) -> bool {
-    let Some(colon) = s.find(':') else { return false };
+    let Some(colon) = s.find(':') else {
+        return false;
+    };
     let scheme = &s[..colon];
     !scheme.is_empty()
         && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
         && !s[..colon].contains('/')
 }
 
@@ -106,7 +122,10 @@ const SEGMENT: &AsciiSet = &CONTROLS
 /// The URL text for a reference: the original directory prefix, the percent-encoded output file
 /// name, the original query and fragment.
 pub fn rewrite(dir_prefix: &str, output_file_name: &str, suffix: &str) -> String {
-    format!("{dir_prefix}{}{suffix}", utf8_percent_encode(output_file_name, SEGMENT))
+    format!(
+        "{dir_prefix}{}{suffix}",
+        utf8_percent_encode(output_file_name, SEGMENT)
+    )
 }
 
 /// Serialises `url` as a double-quoted CSS string.
@@ -134,7 +153,11 @@ pub fn css_url_contents(url: &str) -> String {
         && url.chars().all(|c| {
             !c.is_whitespace() && !c.is_control() && !matches!(c, '"' | '\'' | '(' | ')' | '\\')
         });
-    if unquoted_ok { url.to_owned() } else { css_string(url) }
+    if unquoted_ok {
+        url.to_owned()
+    } else {
+        css_string(url)
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +166,11 @@ mod tests {
 
     fn internal(spec: &str, from: &str) -> (String, String, String) {
         match classify(spec, from, "/static/") {
-            Specifier::Internal { logical, dir_prefix, suffix } => (logical, dir_prefix.into(), suffix.into()),
+            Specifier::Internal {
+                logical,
+                dir_prefix,
+                suffix,
+            } => (logical, dir_prefix.into(), suffix.into()),
             other => panic!("{spec}: {other:?}"),
         }
     }
@@ -161,15 +188,28 @@ mod tests {
             "",
             "?v=1",
         ] {
-            assert_eq!(classify(spec, "css/app.css", "/static/"), Specifier::External, "{spec}");
+            assert_eq!(
+                classify(spec, "css/app.css", "/static/"),
+                Specifier::External,
+                "{spec}"
+            );
         }
     }
 
     #[test]
     fn relative_references_resolve_against_the_referrer() {
-        assert_eq!(internal("../img/a.png", "css/app.css"), ("img/a.png".into(), "../img/".into(), "".into()));
-        assert_eq!(internal("./b.css", "css/app.css"), ("css/b.css".into(), "./".into(), "".into()));
-        assert_eq!(internal("b.css", "app.css"), ("b.css".into(), "".into(), "".into()));
+        assert_eq!(
+            internal("../img/a.png", "css/app.css"),
+            ("img/a.png".into(), "../img/".into(), "".into())
+        );
+        assert_eq!(
+            internal("./b.css", "css/app.css"),
+            ("css/b.css".into(), "./".into(), "".into())
+        );
+        assert_eq!(
+            internal("b.css", "app.css"),
+            ("b.css".into(), "".into(), "".into())
+        );
     }
 
     #[test]
@@ -196,12 +236,18 @@ mod tests {
 
     #[test]
     fn climbing_above_the_root_is_reported() {
-        assert_eq!(classify("../../x.png", "css/a.css", "/static/"), Specifier::OutsideRoot);
+        assert_eq!(
+            classify("../../x.png", "css/a.css", "/static/"),
+            Specifier::OutsideRoot
+        );
     }
 
     #[test]
     fn rewrite_keeps_prefix_and_suffix_and_encodes_the_name() {
-        assert_eq!(rewrite("../img/", "a.0123.png", "?v#x"), "../img/a.0123.png?v#x");
+        assert_eq!(
+            rewrite("../img/", "a.0123.png", "?v#x"),
+            "../img/a.0123.png?v#x"
+        );
         assert_eq!(rewrite("", "my pic.0123.png", ""), "my%20pic.0123.png");
     }
 

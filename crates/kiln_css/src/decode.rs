@@ -14,14 +14,22 @@ pub fn decode(bytes: &[u8], path: &str, diagnostics: &mut Vec<Diagnostic>) -> St
     if let Some(label) = charset(bytes) {
         match encoding_rs::Encoding::for_label(label.as_bytes()) {
             // Per the CSS spec, a UTF-16 @charset means UTF-8 (the bytes are ASCII-compatible).
-            Some(enc) if enc != encoding_rs::UTF_8 && enc != encoding_rs::UTF_16LE && enc != encoding_rs::UTF_16BE => {
+            Some(enc)
+                if enc != encoding_rs::UTF_8
+                    && enc != encoding_rs::UTF_16LE
+                    && enc != encoding_rs::UTF_16BE =>
+            {
                 let (text, _, _) = enc.decode(bytes);
                 return text.into_owned();
             }
             Some(_) => {}
             None => diagnostics.push(
-                Diagnostic::warning("css-charset", path, format!("unknown @charset \"{label}\"; decoding as UTF-8"))
-                    .at(1, 11, std::str::from_utf8(bytes).ok()),
+                Diagnostic::warning(
+                    "css-charset",
+                    path,
+                    format!("unknown @charset \"{label}\"; decoding as UTF-8"),
+                )
+                .at(1, 11, std::str::from_utf8(bytes).ok()),
             ),
         }
     }

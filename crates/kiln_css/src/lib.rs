@@ -13,7 +13,9 @@ use std::sync::{Arc, RwLock};
 use kiln_core::config::Config;
 use kiln_core::transform::MapComment;
 use kiln_core::url::{Specifier, classify};
-use kiln_core::{AssetKind, Diagnostic, RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+use kiln_core::{
+    AssetKind, Diagnostic, RefSyntax, Reference, TransformInput, TransformOutput, Transformer,
+};
 use lightningcss::bundler::{Bundler, ResolveResult, SourceProvider};
 use lightningcss::dependencies::{Dependency, DependencyOptions};
 use lightningcss::error::ErrorLocation;
@@ -57,7 +59,8 @@ impl CssTransformer {
     /// Resolves the configured browserslist `targets` once for the whole build.
     pub fn new(config: &Config) -> Result<Self, CssError> {
         let browsers = match &config.targets {
-            Some(t) => Browsers::from_browserslist(t.queries()).map_err(|e| CssError::Targets(e.to_string()))?,
+            Some(t) => Browsers::from_browserslist(t.queries())
+                .map_err(|e| CssError::Targets(e.to_string()))?,
             None => None,
         };
         Ok(CssTransformer {
@@ -106,8 +109,15 @@ impl Transformer for CssTransformer {
                 let id = map.add_source(&asset.logical);
                 let _ = map.set_source_content(id as usize, &text);
             }
-            StyleSheet::parse(&text, parser_options())
-                .map_err(|e| diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()))
+            StyleSheet::parse(&text, parser_options()).map_err(|e| {
+                diagnostic_at(
+                    input,
+                    e.loc.as_ref(),
+                    &asset.logical,
+                    &text,
+                    e.kind.to_string(),
+                )
+            })
         };
         let mut sheet = match parsed {
             Ok(sheet) => sheet,
@@ -117,7 +127,13 @@ impl Transformer for CssTransformer {
             }
         };
         for w in warnings.read().map(|w| w.clone()).unwrap_or_default() {
-            let mut d = diagnostic_at(input, w.loc.as_ref(), &asset.logical, &text, w.kind.to_string());
+            let mut d = diagnostic_at(
+                input,
+                w.loc.as_ref(),
+                &asset.logical,
+                &text,
+                w.kind.to_string(),
+            );
             d.severity = kiln_core::Severity::Warning;
             d.code = "css-recovered";
             d.help = Some("the invalid rule or declaration was dropped from the output".to_owned());
@@ -125,10 +141,18 @@ impl Transformer for CssTransformer {
         }
 
         if self.minify {
-            let options = MinifyOptions { targets: self.targets, ..MinifyOptions::default() };
+            let options = MinifyOptions {
+                targets: self.targets,
+                ..MinifyOptions::default()
+            };
             if let Err(e) = sheet.minify(options) {
-                out.diagnostics
-                    .push(diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()));
+                out.diagnostics.push(diagnostic_at(
+                    input,
+                    e.loc.as_ref(),
+                    &asset.logical,
+                    &text,
+                    e.kind.to_string(),
+                ));
                 return out;
             }
         }
@@ -137,14 +161,21 @@ impl Transformer for CssTransformer {
             minify: self.minify,
             source_map: source_map.as_mut(),
             targets: self.targets,
-            analyze_dependencies: Some(DependencyOptions { remove_imports: false }),
+            analyze_dependencies: Some(DependencyOptions {
+                remove_imports: false,
+            }),
             ..PrinterOptions::default()
         });
         let printed = match printed {
             Ok(p) => p,
             Err(e) => {
-                out.diagnostics
-                    .push(diagnostic_at(input, e.loc.as_ref(), &asset.logical, &text, e.kind.to_string()));
+                out.diagnostics.push(diagnostic_at(
+                    input,
+                    e.loc.as_ref(),
+                    &asset.logical,
+                    &text,
+                    e.kind.to_string(),
+                ));
                 return out;
             }
         };
@@ -195,8 +226,14 @@ fn diagnostic_at(
     message: String,
 ) -> Diagnostic {
     // In a bundle the error may be in an imported file.
-    let (path, source) = match loc.filter(|l| l.filename != logical).and_then(|l| input.lookup(&l.filename)) {
-        Some(other) => (other.display_path(), String::from_utf8_lossy(&other.bytes).into_owned()),
+    let (path, source) = match loc
+        .filter(|l| l.filename != logical)
+        .and_then(|l| input.lookup(&l.filename))
+    {
+        Some(other) => (
+            other.display_path(),
+            String::from_utf8_lossy(&other.bytes).into_owned(),
+        ),
         None => (input.asset.display_path(), text.to_owned()),
     };
     let d = Diagnostic::error("css-syntax", path, message);
@@ -232,12 +269,19 @@ impl SourceProvider for MemoryProvider<'_> {
             .input
             .lookup(logical)
             .ok_or_else(|| ImportError(format!("`{logical}` is not in the source folder")))?;
-        let text = std::str::from_utf8(&asset.bytes)
-            .map_err(|_| ImportError(format!("`{logical}` is not valid UTF-8 and cannot be bundled")))?;
+        let text = std::str::from_utf8(&asset.bytes).map_err(|_| {
+            ImportError(format!(
+                "`{logical}` is not valid UTF-8 and cannot be bundled"
+            ))
+        })?;
         Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
     }
 
-    fn resolve(&self, specifier: &str, originating_file: &Path) -> Result<ResolveResult, Self::Error> {
+    fn resolve(
+        &self,
+        specifier: &str,
+        originating_file: &Path,
+    ) -> Result<ResolveResult, Self::Error> {
         let from = originating_file.to_str().unwrap_or_default();
         match classify(specifier, from, self.input.config.public_path()) {
             Specifier::External => Ok(ResolveResult::External(specifier.to_owned())),
@@ -247,7 +291,9 @@ impl SourceProvider for MemoryProvider<'_> {
             Specifier::Internal { logical, .. } => Err(ImportError(format!(
                 "`{specifier}` not found: no file `{logical}` in the source folder"
             ))),
-            Specifier::OutsideRoot => Err(ImportError(format!("`{specifier}` points outside the source folder"))),
+            Specifier::OutsideRoot => Err(ImportError(format!(
+                "`{specifier}` points outside the source folder"
+            ))),
         }
     }
 }
