@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{write_atomic, write_durable};
 use crate::link::{Linked, OutputFile};
 
 /// The file in `out` that records which files recent builds wrote.
@@ -108,7 +108,7 @@ pub fn retire_old_builds(
     removed.sort();
     removed.dedup();
     let json = serde_json::to_vec_pretty(&history).expect("history serialises");
-    write_atomic(&history_path, &json).map_err(io_err(&history_path))?;
+    write_durable(&history_path, &json).map_err(io_err(&history_path))?;
     for f in &removed {
         let path = out.join(f);
         match std::fs::remove_file(&path) {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ManifestFormat};
 use crate::emit::EmitError;
-use crate::fsutil::write_atomic;
+use crate::fsutil::write_durable;
 use crate::link::Linked;
 
 /// The current version of kiln's manifest schema.
@@ -126,7 +126,7 @@ pub fn write_manifests(linked: &Linked, config: &Config, out: &Path) -> Result<u
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             continue;
         }
-        write_atomic(&path, &bytes).map_err(|source| EmitError {
+        write_durable(&path, &bytes).map_err(|source| EmitError {
             path: path.clone(),
             source,
         })?;

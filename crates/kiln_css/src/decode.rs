@@ -85,7 +85,11 @@ mod tests {
         let text = decode(bytes, "a.css", &mut d);
         assert!(text.contains("caf\u{fffd}"));
         assert_eq!(d.len(), 1);
-        assert_eq!((d[0].line, d[0].column), (2, 7), "`/* caf` is six characters");
+        assert_eq!(
+            (d[0].line, d[0].column),
+            (2, 7),
+            "`/* caf` is six characters"
+        );
         assert_eq!(d[0].code, "not-utf8");
     }
 

@@ -84,11 +84,14 @@ impl Transformer for CssTransformer {
 
     fn transform(&self, input: &TransformInput<'_>) -> TransformOutput {
         let asset = input.asset;
-        // Declared first: the parsed sheet and its warnings borrow from it.
-        let provider = MemoryProvider { input };
         let path = asset.display_path();
         let mut out = TransformOutput::default();
         let text = decode(&asset.bytes, &path, &mut out.diagnostics);
+        // Declared before the warnings and the sheet, which borrow from it.
+        let provider = MemoryProvider {
+            input,
+            entry: &text,
+        };
         let warnings = Arc::new(RwLock::new(Vec::new()));
         let parser_options = || ParserOptions {
             filename: asset.logical.clone(),
@@ -246,6 +249,8 @@ fn diagnostic_at(
 /// Serves `@import`ed files to the lightningcss bundler from the build's in-memory sources.
 struct MemoryProvider<'a> {
     input: &'a TransformInput<'a>,
+    /// The entry file's decoded text (it may have needed `@charset` decoding).
+    entry: &'a str,
 }
 
 /// An `@import` the bundler could not follow.
@@ -265,6 +270,9 @@ impl SourceProvider for MemoryProvider<'_> {
 
     fn read<'a>(&'a self, file: &Path) -> Result<&'a str, Self::Error> {
         let logical = file.to_str().unwrap_or_default();
+        if logical == self.input.asset.logical {
+            return Ok(self.entry);
+        }
         let asset = self
             .input
             .lookup(logical)
