@@ -110,9 +110,18 @@ impl Builder {
                 message: e.to_string(),
             })
         })?;
+        #[cfg(feature = "js")]
+        let js = kiln_js::JsTransformer::new(&self.config).map_err(|e| {
+            BuildError::Config(ConfigError::Invalid {
+                key: "targets".to_owned(),
+                message: e.to_string(),
+            })
+        })?;
         let transformers: Vec<&dyn kiln_core::Transformer> = vec![
             #[cfg(feature = "css")]
             &css,
+            #[cfg(feature = "js")]
+            &js,
         ];
         kiln_core::build(&self.config, &transformers, progress)
     }

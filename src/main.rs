@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kiln::kiln_core::discover::DiscoverError;
 use kiln::{BuildError, Builder, Config, ConfigError, ManifestFormat};
 
 #[derive(Parser)]
@@ -135,6 +136,12 @@ fn build(args: BuildArgs) -> ExitCode {
         }
         Err(BuildError::Config(e)) => {
             eprintln!("{}", config_error_text(&e));
+            ExitCode::from(2)
+        }
+        Err(
+            e @ BuildError::Discover(DiscoverError::MissingRoot(_) | DiscoverError::SameFolder(_)),
+        ) => {
+            eprintln!("kiln: error: {e}");
             ExitCode::from(2)
         }
         Err(e) => {

@@ -203,6 +203,19 @@ fn manifests_agree_with_the_files() {
     }
     assert_eq!(assets["css/site.css"]["content_type"], "text/css");
     assert_eq!(
+        assets["css/site.css"]["references"],
+        serde_json::json!([
+            "img/pin.svg",
+            "vendor/jquery-ui/themes/base/theme.css",
+            "vendor/leaflet/images/marker-icon.png",
+            "vendor/leaflet/leaflet.css"
+        ])
+    );
+    assert_eq!(
+        assets["css/print.css"]["imports"],
+        serde_json::json!(["css/site.css"])
+    );
+    assert_eq!(
         assets["vendor/leaflet/images/layers.png"]["content_type"],
         "image/png"
     );
@@ -213,13 +226,14 @@ fn source_maps_still_point_at_the_right_lines_after_urls_are_substituted() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     std::fs::create_dir_all(src.join("css/deeply/nested")).unwrap();
-    std::fs::create_dir_all(src.join("img")).unwrap();
+    std::fs::create_dir_all(src.join("img/café")).unwrap();
     std::fs::write(
-        src.join("img/a-long-image-name.svg"),
+        src.join("img/café/a-long-image-name.svg"),
         "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
     )
     .unwrap();
-    let css = ".first {\n  background: url(../../../img/a-long-image-name.svg);\n}\n\n.second {\n  color: red;\n}\n";
+    // Non-ASCII before the URL: the shift must count columns in the map producer's unit.
+    let css = ".first {\n  content: \"→ é ✓\";\n  background: url(../../../img/café/a-long-image-name.svg);\n}\n\n.second {\n  color: red;\n}\n";
     std::fs::write(src.join("css/deeply/nested/app.css"), css).unwrap();
     let out = dir.path().join("out");
     build(&src, &out);
@@ -232,13 +246,14 @@ fn source_maps_still_point_at_the_right_lines_after_urls_are_substituted() {
     )));
     let map =
         sourcemap::SourceMap::from_slice(&std::fs::read(out.join(&map_name)).unwrap()).unwrap();
-    // The generated column of `.second` comes after the (lengthened) URL.
+    // The generated column of `.second` comes after the (lengthened) URL; lightningcss counts
+    // generated columns in bytes.
     let col = built.find(".second").unwrap() as u32;
     let token = map.lookup_token(0, col).unwrap();
     assert_eq!(
         (token.get_src_line(), token.get_dst_col()),
-        (4, col),
-        "`.second` maps to line 5 of the source"
+        (5, col),
+        "`.second` maps to line 6 of the source"
     );
     assert_eq!(token.get_source(), Some("app.css"));
 }
@@ -302,6 +317,86 @@ fn old_builds_are_kept_for_rolling_deploys_then_removed() {
     assert!(
         files.contains_key("robots.txt"),
         "files kiln did not write are never removed"
+    );
+
+    // A tampered history cannot make kiln delete outside the output folder.
+    let outside = dir.path().join("precious.txt");
+    std::fs::write(&outside, "keep").unwrap();
+    let forged =
+        serde_json::json!({"version": 1, "builds": [[], [], ["../precious.txt", "/etc/hostname"]]});
+    std::fs::write(out.join(".kiln-builds.json"), forged.to_string()).unwrap();
+    std::fs::write(src.join("app.css"), ".v9 { color: red }").unwrap();
+    let mut b = Builder::new().src(&src).out(&out);
+    b.config_mut().keep_builds = 2;
+    b.build().unwrap();
+    assert!(
+        outside.exists(),
+        "a history entry climbed out of the output folder"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_are_readable_by_the_web_server() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let out = tempfile::tempdir().unwrap();
+    build(&fixture("real-world"), out.path());
+    for name in [
+        "manifest.json",
+        "staticfiles.json",
+        &names(out.path())["css/site.css"],
+    ] {
+        let mode = std::fs::metadata(out.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o644, 0o644, "{name} has mode {mode:o}");
+    }
+}
+
+#[test]
+fn absolute_static_paths_resolve_when_the_public_url_is_a_cdn() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("img")).unwrap();
+    std::fs::write(
+        src.join("img/a.svg"),
+        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("app.css"),
+        ".a { background: url(/static/img/a.svg) }",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    Builder::new()
+        .src(&src)
+        .out(&out)
+        .public_url("https://cdn.example.com/static/")
+        .build()
+        .unwrap();
+    let files = names(&out);
+    let css = std::fs::read_to_string(out.join(&files["app.css"])).unwrap();
+    assert!(
+        css.contains(&format!("url(/static/{})", files["img/a.svg"])),
+        "{css}"
+    );
+}
+
+#[test]
+fn the_output_folder_cannot_be_the_source_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.css"), "a{}").unwrap();
+    let err = Builder::new()
+        .src(dir.path())
+        .out(dir.path())
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("`src` and `out` are the same folder"),
+        "{err}"
     );
 }
 

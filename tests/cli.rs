@@ -202,7 +202,7 @@ fn config_and_usage_errors_exit_2_naming_the_problem() {
 fn a_missing_source_folder_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let o = kiln(dir.path(), &["build", "--src", "nowhere"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(2), "a wrong --src is a usage error");
     assert!(
         stderr(&o).contains("nowhere: source folder does not exist"),
         "{}",

@@ -23,4 +23,6 @@ ensure_build_deps() {
 
 ensure_test_deps() {
   ensure_build_deps
+  # The JS tests evaluate the built module graph with Node.
+  command -v node >/dev/null || apt_install nodejs
 }

@@ -174,7 +174,10 @@ fn resolve(from: &str, rel: &str) -> String {
         match p {
             "." | "" => {}
             ".." => {
-                parts.pop();
+                assert!(
+                    parts.pop().is_some(),
+                    "`{rel}` in {from} climbs above the output folder"
+                );
             }
             p => parts.push(p),
         }

@@ -35,8 +35,8 @@ pub struct Config {
     pub source_maps: bool,
     /// A reference to a missing file is an error (true) or a warning that leaves it untouched (false).
     pub strict: bool,
-    /// Browserslist queries (a string or a list) that CSS (and JS) output must support. Unset means
-    /// no down-levelling or prefixing.
+    /// Browserslist queries (a string or a list) that CSS and JS output must support. Unset means
+    /// browserslist's `defaults` (see [`Config::browserslist`]).
     #[serde(alias = "browserslist")]
     pub targets: Option<Targets>,
     /// Globs of source files to skip. A glob without `/` matches any path component.
@@ -49,6 +49,8 @@ pub struct Config {
     pub manifest: ManifestConfig,
     /// CSS options.
     pub css: CssConfig,
+    /// JavaScript options.
+    pub js: JsConfig,
 }
 
 impl Default for Config {
@@ -68,6 +70,7 @@ impl Default for Config {
             jobs: None,
             manifest: ManifestConfig::default(),
             css: CssConfig::default(),
+            js: JsConfig::default(),
         }
     }
 }
@@ -104,11 +107,7 @@ pub struct ManifestConfig {
 impl Default for ManifestConfig {
     fn default() -> Self {
         ManifestConfig {
-            formats: vec![
-                ManifestFormat::Kiln,
-                ManifestFormat::Django,
-                ManifestFormat::Flask,
-            ],
+            formats: ManifestFormat::ALL.to_vec(),
         }
     }
 }
@@ -123,13 +122,17 @@ pub enum ManifestFormat {
     Django,
     /// flask-static-digest's `cache_manifest.json`.
     Flask,
+    /// An HTML import map (`importmap.json`) from module URLs and `[js.aliases]` to fingerprinted URLs.
+    #[serde(rename = "importmap")]
+    ImportMap,
 }
 
 impl ManifestFormat {
     /// Every format, in the order they are written (kiln's last).
-    pub const ALL: [ManifestFormat; 3] = [
+    pub const ALL: [ManifestFormat; 4] = [
         ManifestFormat::Django,
         ManifestFormat::Flask,
+        ManifestFormat::ImportMap,
         ManifestFormat::Kiln,
     ];
 
@@ -139,6 +142,7 @@ impl ManifestFormat {
             ManifestFormat::Kiln => "kiln",
             ManifestFormat::Django => "django",
             ManifestFormat::Flask => "flask",
+            ManifestFormat::ImportMap => "importmap",
         }
     }
 
@@ -148,6 +152,7 @@ impl ManifestFormat {
             ManifestFormat::Kiln => "manifest.json",
             ManifestFormat::Django => "staticfiles.json",
             ManifestFormat::Flask => "cache_manifest.json",
+            ManifestFormat::ImportMap => "importmap.json",
         }
     }
 
@@ -161,7 +166,7 @@ impl ManifestFormat {
                 .ok_or_else(|| ConfigError::Invalid {
                     key: "manifest".to_owned(),
                     message: format!(
-                        "unknown manifest format `{name}` (expected kiln, django or flask)"
+                        "unknown manifest format `{name}` (expected kiln, django, flask or importmap)"
                     ),
                 })?;
             if !out.contains(&format) {
@@ -181,6 +186,20 @@ pub struct CssConfig {
     pub bundle: bool,
     /// Skip invalid rules and declarations with a warning instead of failing the build.
     pub error_recovery: bool,
+}
+
+/// `[js]`: options for the JavaScript transformer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct JsConfig {
+    /// Bare specifiers mapped to files of the source folder (`three = "vendor/three/three.module.js"`):
+    /// imports of them are rewritten like relative ones, and the import map lists them.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// Globs of files that are ES modules even without `import`/`export` (`.mjs` always is).
+    pub modules: Vec<String>,
+    /// Globs of files that are classic scripts even if they parse as modules (`.cjs` always is).
+    pub scripts: Vec<String>,
 }
 
 /// A problem with the configuration: exit status 2 in the CLI.
@@ -282,10 +301,38 @@ impl Config {
                 ),
             ));
         }
-        for glob in &self.exclude {
-            globset::Glob::new(glob).map_err(|e| invalid("exclude", e.to_string()))?;
+        for (key, globs) in [
+            ("exclude", &self.exclude),
+            ("js.modules", &self.js.modules),
+            ("js.scripts", &self.js.scripts),
+        ] {
+            for glob in globs {
+                globset::Glob::new(glob).map_err(|e| invalid(key, e.to_string()))?;
+            }
+        }
+        for (alias, target) in &self.js.aliases {
+            if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
+                return Err(invalid(
+                    "js.aliases",
+                    format!("`{alias}` is not a bare specifier"),
+                ));
+            }
+            if target.starts_with('/') || target.split('/').any(|p| p == "..") {
+                return Err(invalid(
+                    "js.aliases",
+                    format!("`{alias} = \"{target}\"` must be a path relative to `src`"),
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The browserslist queries in force: `targets`, or `["defaults"]` when unset, so minifiers never
+    /// write syntax that common browsers (older Safari among them) cannot read.
+    pub fn browserslist(&self) -> Vec<String> {
+        self.targets
+            .as_ref()
+            .map_or_else(|| vec!["defaults".to_owned()], Targets::queries)
     }
 
     /// The path part of `public_url` (`/static/` for `https://cdn.example.com/static/`).

@@ -34,6 +34,9 @@ pub enum DiscoverError {
         /// Why.
         source: std::io::Error,
     },
+    /// `src` and `out` are the same folder: each build would fingerprint the last one's output.
+    #[error("{0}: `src` and `out` are the same folder; write the output somewhere else")]
+    SameFolder(PathBuf),
     /// A file name is not valid UTF-8, so it cannot be a URL or a manifest key.
     #[error("{0}: file name is not valid UTF-8; rename it")]
     NonUtf8Name(PathBuf),
@@ -44,6 +47,11 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
     let root = &config.src;
     if !root.is_dir() {
         return Err(DiscoverError::MissingRoot(root.clone()));
+    }
+    if let (Ok(src), Ok(out)) = (root.canonicalize(), config.out.canonicalize()) {
+        if src == out {
+            return Err(DiscoverError::SameFolder(root.clone()));
+        }
     }
     let excludes = Excludes::new(&config.exclude);
     let skip_dirs: Vec<PathBuf> = [&config.out]

@@ -100,10 +100,11 @@ pub fn retire_old_builds(
     history.builds.insert(0, emitted.files.clone());
     let dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
     let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
+    // The history file is data in a public folder: never follow an entry out of `out`.
     let mut removed: Vec<String> = dropped
         .into_iter()
         .flatten()
-        .filter(|f| !kept.contains(f))
+        .filter(|f| !kept.contains(f) && is_safe_relative(f))
         .collect();
     removed.sort();
     removed.dedup();
@@ -118,6 +119,14 @@ pub fn retire_old_builds(
         }
     }
     Ok(removed)
+}
+
+/// A relative POSIX path with no `..`, `.` or empty component: something kiln could have written.
+fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains('\\')
+        && path.split('/').all(|p| !matches!(p, "" | "." | ".."))
 }
 
 fn remove_empty_parents(out: &Path, file: &Path) {

@@ -25,6 +25,13 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
         .prefix(".kiln-tmp-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
+    // tempfile creates files readable by their owner only; web servers run as another user.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
     if durable {
         tmp.as_file().sync_data()?;
     }

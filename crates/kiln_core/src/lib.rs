@@ -24,6 +24,7 @@ pub mod link;
 pub mod manifest;
 pub mod pipeline;
 pub mod srcmap;
+pub mod text;
 pub mod transform;
 pub mod url;
 
@@ -31,7 +32,7 @@ pub use asset::{Asset, AssetId, AssetKind};
 pub use config::{Config, ConfigError, ManifestFormat};
 pub use diagnostic::{Diagnostic, Severity};
 pub use pipeline::{BuildError, BuildReport, Progress, build};
-pub use transform::{RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+pub use transform::{RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
 
 /// The version of kiln that produced an output; recorded in manifests and mixed into caches.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

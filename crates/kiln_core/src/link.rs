@@ -26,7 +26,9 @@ use crate::asset::Asset;
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::srcmap::{self, Edit};
-use crate::transform::{MapComment, RefSyntax, Reference, TransformOutput, Transformed};
+use crate::transform::{
+    Columns, MapComment, RefKind, RefSyntax, Reference, TransformOutput, Transformed,
+};
 use crate::url::{self, Specifier};
 
 /// A file of the build's output (a fingerprinted asset or its source map).
@@ -51,6 +53,10 @@ pub struct LinkedAsset {
     pub source_size: u64,
     /// Logical paths of the assets it references, sorted, without duplicates.
     pub references: Vec<String>,
+    /// Logical paths of its static imports (JS `import`/`export from`, CSS `@import`), sorted.
+    pub imports: Vec<String>,
+    /// Logical paths of its dynamic `import()`s, sorted.
+    pub dynamic_imports: Vec<String>,
     /// MIME type guessed from the extension.
     pub content_type: String,
     /// Subresource Integrity of the final bytes (`sha384-...`).
@@ -166,18 +172,37 @@ fn resolve(
         let mut targets = Vec::with_capacity(output.references.len());
         for r in &output.references {
             let from = r.from.as_deref().unwrap_or(&asset.logical);
-            let target = match url::classify(&r.specifier, from, public_path) {
+            let classified = match &r.target {
+                // Already resolved by the transformer (an alias): write a URL relative to `from`.
+                Some(logical) => Specifier::Internal {
+                    logical: logical.clone(),
+                    dir_prefix: "",
+                    suffix: "",
+                },
+                None => url::classify(&r.specifier, from, public_path),
+            };
+            let target = match classified {
                 Specifier::External => Target::Keep,
                 Specifier::Internal {
                     logical,
                     dir_prefix,
                     suffix,
                 } => match index.get(logical.as_str()) {
-                    Some(&i) => Target::Asset {
-                        index: i,
-                        dir_prefix: dir_prefix.to_owned(),
-                        suffix: suffix.to_owned(),
-                    },
+                    Some(&i) => {
+                        // Written relative to somewhere else (an alias resolved by the transformer,
+                        // or a file inlined by bundling): make the URL relative to this asset.
+                        let rebase = r.target.is_some()
+                            || (r.from.is_some() && !r.specifier.trim_start().starts_with('/'));
+                        Target::Asset {
+                            index: i,
+                            dir_prefix: if rebase {
+                                url::relative_dir_prefix(&asset.logical, &logical)
+                            } else {
+                                dir_prefix.to_owned()
+                            },
+                            suffix: suffix.to_owned(),
+                        }
+                    }
                     None => {
                         let help = if config.strict {
                             "fix the path, add the file, or set `strict = false` to leave unresolved references as they are"
@@ -398,6 +423,7 @@ fn serialise(url: &str, syntax: RefSyntax) -> String {
     match syntax {
         RefSyntax::CssUrl => url::css_url_contents(url),
         RefSyntax::CssString => url::css_string(url),
+        RefSyntax::JsString => url::js_string_contents(url),
         RefSyntax::Raw => url.to_owned(),
     }
 }
@@ -432,7 +458,8 @@ fn substitute(
     let asset = &assets[i];
     let name = names[i].clone();
     let mut replacements: HashMap<&str, String> = HashMap::new();
-    let mut references = BTreeSet::new();
+    let (mut references, mut imports, mut dynamic_imports) =
+        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for (r, t) in output.references.iter().zip(targets) {
         let url = match t {
             Target::Keep => r.specifier.clone(),
@@ -441,15 +468,20 @@ fn substitute(
                 dir_prefix,
                 suffix,
             } => {
-                references.insert(assets[*index].logical.clone());
+                let logical = &assets[*index].logical;
+                references.insert(logical.clone());
+                match r.kind {
+                    RefKind::Import => imports.insert(logical.clone()),
+                    RefKind::DynamicImport => dynamic_imports.insert(logical.clone()),
+                    _ => false,
+                };
                 url::rewrite(dir_prefix, file_name(&names[*index]), suffix)
             }
         };
         replacements.insert(r.placeholder.as_str(), serialise(&url, r.syntax));
     }
-    let references: Vec<String> = references.into_iter().collect();
 
-    let (mut bytes, edits) = replace_all(&output.bytes, &replacements);
+    let (mut bytes, edits) = replace_all(&output.bytes, &replacements, output.map_columns);
     let map = match (output.source_map, output.map_comment) {
         (Some(map), Some(comment)) => {
             let map_path = format!("{name}.map");
@@ -485,14 +517,26 @@ fn substitute(
         source_size: asset.bytes.len() as u64,
         output: OutputFile { path: name, bytes },
         map,
-        references,
+        references: references.into_iter().collect(),
+        imports: imports.into_iter().collect(),
+        dynamic_imports: dynamic_imports.into_iter().collect(),
         integrity,
     })
 }
 
 /// Replaces every occurrence of the keys of `replacements` in `bytes`, recording each edit's
-/// position (line, UTF-16 column) for the source map.
-fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, Vec<Edit>) {
+/// position (line, column in `unit`) for the source map.
+fn replace_all(
+    bytes: &[u8],
+    replacements: &HashMap<&str, String>,
+    unit: Columns,
+) -> (Vec<u8>, Vec<Edit>) {
+    let width = |s: &str| -> u32 {
+        match unit {
+            Columns::Utf16 => s.encode_utf16().count() as u32,
+            Columns::Bytes => s.len() as u32,
+        }
+    };
     if replacements.is_empty() {
         return (bytes.to_vec(), Vec::new());
     }
@@ -513,7 +557,10 @@ fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, 
                     line += 1;
                     col = 0;
                 } else {
-                    col += c.len_utf16() as u32;
+                    col += match unit {
+                        Columns::Utf16 => c.len_utf16() as u32,
+                        Columns::Bytes => c.len_utf8() as u32,
+                    };
                 }
             }
             col += chunk.invalid().len() as u32;
@@ -524,12 +571,12 @@ fn replace_all(bytes: &[u8], replacements: &HashMap<&str, String>) -> (Vec<u8>, 
         out.extend_from_slice(&bytes[last..m.start()]);
         out.extend_from_slice(new.as_bytes());
         last = m.end();
-        let old_len = pattern.encode_utf16().count() as u32;
+        let old_len = width(pattern);
         edits.push(Edit {
             line,
             column: col,
             old_len,
-            new_len: new.encode_utf16().count() as u32,
+            new_len: width(new),
         });
         col += old_len;
     }

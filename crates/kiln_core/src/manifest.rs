@@ -46,6 +46,12 @@ pub struct AssetEntry<'a> {
     pub content_type: &'a str,
     /// Logical paths this asset references.
     pub references: &'a [String],
+    /// Static imports (JS modules), for `<link rel="modulepreload">`.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub imports: &'a [String],
+    /// Dynamic `import()`s (JS modules).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub dynamic_imports: &'a [String],
     /// Its source map.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<FileEntry<'a>>,
@@ -79,6 +85,8 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                         integrity: &a.integrity,
                         content_type: &a.content_type,
                         references: &a.references,
+                        imports: &a.imports,
+                        dynamic_imports: &a.dynamic_imports,
                         map: a.map.as_ref().map(|m| FileEntry {
                             file: &m.path,
                             size: m.bytes.len() as u64,
@@ -108,10 +116,29 @@ pub fn render(format: ManifestFormat, linked: &Linked, config: &Config) -> Vec<u
             )
         }
         ManifestFormat::Flask => serde_json::to_vec_pretty(&paths),
+        ManifestFormat::ImportMap => serde_json::to_vec_pretty(&import_map(linked, config)),
     }
     .expect("manifests serialise");
     bytes.push(b'\n');
     bytes
+}
+
+/// An HTML import map: every JS module's public URL, and every `[js.aliases]` bare specifier, to
+/// its fingerprinted URL (`<script type="importmap">` format).
+fn import_map(linked: &Linked, config: &Config) -> serde_json::Value {
+    let url = |file: &str| format!("{}{file}", config.public_url);
+    let mut imports: BTreeMap<String, String> = linked
+        .assets
+        .iter()
+        .filter(|a| crate::AssetKind::from_path(&a.logical) == crate::AssetKind::Js)
+        .map(|a| (url(&a.logical), url(&a.output.path)))
+        .collect();
+    for (alias, target) in &config.js.aliases {
+        if let Some(a) = linked.assets.iter().find(|a| &a.logical == target) {
+            imports.insert(alias.clone(), url(&a.output.path));
+        }
+    }
+    serde_json::json!({ "imports": imports })
 }
 
 /// Writes the configured manifests into `out`, kiln's last. Returns how many files changed.

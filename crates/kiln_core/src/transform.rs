@@ -21,8 +21,23 @@ pub enum RefSyntax {
     CssUrl,
     /// The placeholder is a double-quoted CSS string (`@import "..."`), quotes included.
     CssString,
+    /// The placeholder is the contents of a JavaScript string literal (quotes not included): the
+    /// URL is escaped so it is valid inside either quote character.
+    JsString,
     /// The placeholder is bare text (a `sourceMappingURL` comment); the URL is written as is.
     Raw,
+}
+
+/// What a reference means, for manifests (`imports` and `dynamic_imports`, like Vite's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefKind {
+    /// A static dependency: CSS `@import`, JS `import`/`export ... from`.
+    Import,
+    /// A JS `import()` with a literal specifier.
+    DynamicImport,
+    /// A URL to a resource: CSS `url()`, JS `new URL(..., import.meta.url)`.
+    Url,
 }
 
 /// A reference from one asset to another (or to something outside the build), found by a transformer.
@@ -34,6 +49,12 @@ pub struct Reference {
     pub specifier: String,
     /// How to serialise the replacement.
     pub syntax: RefSyntax,
+    /// What the reference is.
+    pub kind: RefKind,
+    /// The logical path the transformer already resolved the specifier to (a configured alias for
+    /// a bare specifier such as `three`); the link stage then writes a URL relative to the
+    /// referring file. None: the link stage resolves `specifier` as a URL.
+    pub target: Option<String>,
     /// The logical path of the file the reference was written in, when it is not the asset
     /// itself (an `@import`ed file inlined by bundling); relative specifiers resolve against it.
     pub from: Option<String>,
@@ -50,6 +71,17 @@ pub enum MapComment {
     Css,
     /// `//# sourceMappingURL=...`
     Js,
+}
+
+/// The unit a source map's generated columns are counted in. The map's producer decides, and
+/// the link stage must shift columns in the same unit (lightningcss counts bytes, swc UTF-16).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Columns {
+    /// UTF-16 code units, as the source map spec and browsers count.
+    #[default]
+    Utf16,
+    /// UTF-8 bytes.
+    Bytes,
 }
 
 /// What a transformer is given.
@@ -85,6 +117,8 @@ pub struct TransformOutput {
     pub source_map: Option<String>,
     /// How to point the output at its map, when there is one.
     pub map_comment: Option<MapComment>,
+    /// The unit of the map's generated columns.
+    pub map_columns: Columns,
     /// Problems found; any error fails the asset.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -132,9 +166,15 @@ pub fn transform(
     on_done: &(dyn Fn() + Sync),
 ) -> Transformed {
     let assets = discovered.assets;
-    let outputs = assets
+    // Largest first, one task per asset: a big file started last would leave the other cores
+    // idle at the end of the stage. Results are put back in asset order.
+    let mut order: Vec<usize> = (0..assets.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(assets[i].bytes.len()));
+    let mut done: Vec<(usize, TransformOutput)> = order
         .par_iter()
-        .map(|asset| {
+        .with_max_len(1)
+        .map(|&i| {
+            let asset = &assets[i];
             let input = TransformInput {
                 asset,
                 all: &assets,
@@ -145,9 +185,11 @@ pub fn transform(
                 None => TransformOutput::passthrough(asset),
             };
             on_done();
-            out
+            (i, out)
         })
         .collect();
+    done.sort_unstable_by_key(|(i, _)| *i);
+    let outputs = done.into_iter().map(|(_, out)| out).collect();
     Transformed { assets, outputs }
 }
 

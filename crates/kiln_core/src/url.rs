@@ -147,6 +147,51 @@ pub fn css_string(url: &str) -> String {
     out
 }
 
+/// `url` escaped for the inside of a JavaScript string literal delimited by `'` or `"`.
+pub fn js_string_contents(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The URL of logical path `target` relative to the folder of logical path `from`, split into the
+/// folder prefix (`../vendor/`) and the file name, for references the transformer resolved itself.
+pub fn relative_dir_prefix(from: &str, target: &str) -> String {
+    let from_dir: Vec<&str> = from.split('/').collect();
+    let from_dir = &from_dir[..from_dir.len() - 1];
+    let to: Vec<&str> = target.split('/').collect();
+    let to_dir = &to[..to.len() - 1];
+    let common = from_dir
+        .iter()
+        .zip(to_dir)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut prefix = String::new();
+    if common == from_dir.len() {
+        prefix.push_str("./");
+    }
+    for _ in common..from_dir.len() {
+        prefix.push_str("../");
+    }
+    for part in &to_dir[common..] {
+        prefix.push_str(&utf8_percent_encode(part, SEGMENT).to_string());
+        prefix.push('/');
+    }
+    prefix
+}
+
 /// The shortest valid form of `url` inside `url(...)`: unquoted when no character needs escaping.
 pub fn css_url_contents(url: &str) -> String {
     let unquoted_ok = !url.is_empty()
@@ -249,6 +294,26 @@ mod tests {
             "../img/a.0123.png?v#x"
         );
         assert_eq!(rewrite("", "my pic.0123.png", ""), "my%20pic.0123.png");
+    }
+
+    #[test]
+    fn js_serialisation_is_valid_in_either_quote() {
+        assert_eq!(js_string_contents("./a.js"), "./a.js");
+        assert_eq!(js_string_contents("a'b\"c\\d"), "a\\'b\\\"c\\\\d");
+    }
+
+    #[test]
+    fn relative_prefixes_for_resolved_targets() {
+        assert_eq!(
+            relative_dir_prefix("js/app.js", "vendor/three/three.module.js"),
+            "../vendor/three/"
+        );
+        assert_eq!(
+            relative_dir_prefix("app.js", "vendor/three.js"),
+            "./vendor/"
+        );
+        assert_eq!(relative_dir_prefix("js/a/b.js", "js/c.js"), "../");
+        assert_eq!(relative_dir_prefix("js/a.js", "js/c.js"), "./");
     }
 
     #[test]

@@ -33,26 +33,12 @@ pub fn decode(bytes: &[u8], path: &str, diagnostics: &mut Vec<Diagnostic>) -> St
             ),
         }
     }
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_owned(),
-        Err(e) => {
-            let good = &bytes[..e.valid_up_to()];
-            let text = String::from_utf8_lossy(bytes).into_owned();
-            let line = good.iter().filter(|&&b| b == b'\n').count() as u32 + 1;
-            let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-            let column = String::from_utf8_lossy(&good[line_start..]).chars().count() as u32 + 1;
-            diagnostics.push(
-                Diagnostic::warning(
-                    "not-utf8",
-                    path,
-                    "invalid UTF-8; the bytes were replaced with U+FFFD, as a browser would do",
-                )
-                .at(line, column, Some(&text))
-                .with_help("save the file as UTF-8, or declare its encoding with @charset \"...\"; on the first line"),
-            );
-            text
-        }
-    }
+    kiln_core::text::decode_utf8(
+        bytes,
+        path,
+        "save the file as UTF-8, or declare its encoding with @charset \"...\"; on the first line",
+        diagnostics,
+    )
 }
 
 /// The label of a leading `@charset "...";`, which must be exactly at the start of the file.
@@ -76,21 +62,6 @@ mod tests {
         let text = decode(bytes, "a.css", &mut d);
         assert!(text.contains("content: \"é\""), "{text}");
         assert!(d.is_empty());
-    }
-
-    #[test]
-    fn invalid_utf8_is_replaced_with_a_warning_at_its_position() {
-        let bytes = b"a {}\n/* caf\xe9 */ b {}";
-        let mut d = Vec::new();
-        let text = decode(bytes, "a.css", &mut d);
-        assert!(text.contains("caf\u{fffd}"));
-        assert_eq!(d.len(), 1);
-        assert_eq!(
-            (d[0].line, d[0].column),
-            (2, 7),
-            "`/* caf` is six characters"
-        );
-        assert_eq!(d[0].code, "not-utf8");
     }
 
     #[test]

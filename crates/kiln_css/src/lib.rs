@@ -6,15 +6,16 @@
 //! [`Reference`]s. lightningcss already writes each reference as a quoted placeholder string, which
 //! is exactly what kiln's link stage substitutes. Does no file I/O and never resolves URLs itself.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use kiln_core::config::Config;
-use kiln_core::transform::MapComment;
+use kiln_core::transform::{Columns, MapComment};
 use kiln_core::url::{Specifier, classify};
 use kiln_core::{
-    AssetKind, Diagnostic, RefSyntax, Reference, TransformInput, TransformOutput, Transformer,
+    AssetKind, Diagnostic, RefKind, RefSyntax, Reference, TransformInput, TransformOutput,
+    Transformer,
 };
 use lightningcss::bundler::{Bundler, ResolveResult, SourceProvider};
 use lightningcss::dependencies::{Dependency, DependencyOptions};
@@ -58,11 +59,8 @@ pub struct CssTransformer {
 impl CssTransformer {
     /// Resolves the configured browserslist `targets` once for the whole build.
     pub fn new(config: &Config) -> Result<Self, CssError> {
-        let browsers = match &config.targets {
-            Some(t) => Browsers::from_browserslist(t.queries())
-                .map_err(|e| CssError::Targets(e.to_string()))?,
-            None => None,
-        };
+        let browsers = Browsers::from_browserslist(config.browserslist())
+            .map_err(|e| CssError::Targets(e.to_string()))?;
         Ok(CssTransformer {
             targets: browsers.map(Targets::from).unwrap_or_default(),
             minify: config.minify,
@@ -183,31 +181,56 @@ impl Transformer for CssTransformer {
             }
         };
 
-        let mut seen = HashSet::new();
+        // lightningcss's placeholders are 32-bit std hashes, which may change with the toolchain;
+        // swap them for kiln's own, derived from the file and the reference's ordinal, so names
+        // depend only on output bytes. Same length, so lightningcss's source map stays valid.
+        let mut ours: HashMap<String, (String, String)> = HashMap::new();
+        let mut taken = std::collections::HashSet::new();
         for dep in printed.dependencies.unwrap_or_default() {
-            let (url, placeholder, loc, syntax) = match dep {
-                Dependency::Url(d) => (d.url, d.placeholder, d.loc, RefSyntax::CssUrl),
-                Dependency::Import(d) => (d.url, d.placeholder, d.loc, RefSyntax::CssString),
+            let (url, placeholder, loc, syntax, kind) = match dep {
+                Dependency::Url(d) => {
+                    (d.url, d.placeholder, d.loc, RefSyntax::CssUrl, RefKind::Url)
+                }
+                Dependency::Import(d) => (
+                    d.url,
+                    d.placeholder,
+                    d.loc,
+                    RefSyntax::CssString,
+                    RefKind::Import,
+                ),
             };
-            if !seen.insert(placeholder.clone()) {
+            let key = format!("\"{placeholder}\"");
+            if let Some((_, seen_url)) = ours.get(&key) {
+                if *seen_url != url {
+                    out.diagnostics.push(Diagnostic::error(
+                        "internal",
+                        &path,
+                        format!("lightningcss gave `{seen_url}` and `{url}` the same placeholder; please report this"),
+                    ));
+                }
                 continue;
             }
+            let new = stable_placeholder(&asset.logical, ours.len(), placeholder.len(), &mut taken);
+            ours.insert(key, (new.clone(), url.clone()));
             out.references.push(Reference {
-                // lightningcss writes every placeholder as a double-quoted string.
-                placeholder: format!("\"{placeholder}\""),
+                placeholder: new,
                 specifier: url,
                 syntax,
+                kind,
+                target: None,
                 from: (loc.file_path != asset.logical).then_some(loc.file_path),
                 line: loc.start.line,
                 column: loc.start.column,
             });
         }
-        out.bytes = printed.code.into_bytes();
+        let code = replace_placeholders(&printed.code, &ours);
+        out.bytes = code.into_bytes();
         if let Some(mut map) = source_map {
             match map.to_json(None) {
                 Ok(json) => {
                     out.source_map = Some(json);
                     out.map_comment = Some(MapComment::Css);
+                    out.map_columns = Columns::Bytes;
                 }
                 Err(e) => out.diagnostics.push(Diagnostic::warning(
                     "source-map",
@@ -218,6 +241,54 @@ impl Transformer for CssTransformer {
         }
         out
     }
+}
+
+/// A quoted placeholder of `len` characters (lightningcss's length) for reference `n` of `logical`,
+/// distinct from the ones already `taken` in this file.
+fn stable_placeholder(
+    logical: &str,
+    n: usize,
+    len: usize,
+    taken: &mut std::collections::HashSet<String>,
+) -> String {
+    use base64::Engine as _;
+    for attempt in 0u32.. {
+        let digest = blake3::hash(format!("{logical}\0{n}\0{attempt}").as_bytes());
+        let mut text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_bytes());
+        text.truncate(len.max(6));
+        let quoted = format!("\"{text}\"");
+        if taken.insert(quoted.clone()) {
+            return quoted;
+        }
+    }
+    unreachable!("an unbounded range always yields a fresh placeholder")
+}
+
+/// Replaces each quoted lightningcss placeholder (`"abc123"`) in `code` with kiln's, in one pass;
+/// only whole quoted strings that are placeholders are touched.
+fn replace_placeholders(code: &str, ours: &HashMap<String, (String, String)>) -> String {
+    let mut out = String::with_capacity(code.len() + ours.len() * 16);
+    let mut rest = code;
+    while let Some(start) = rest.find('"') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let candidate = after
+            .find('"')
+            .filter(|&end| end <= 16)
+            .map(|end| &rest[start..start + end + 2]);
+        match candidate.and_then(|c| ours.get(c).map(|(new, _)| (c, new))) {
+            Some((old, new)) => {
+                out.push_str(new);
+                rest = &rest[start + old.len()..];
+            }
+            None => {
+                out.push('"');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// A lightningcss error as a kiln diagnostic at its position (lightningcss lines are 0-based).
