@@ -20,7 +20,10 @@ use swc_core::common::comments::{Comment, CommentKind, Comments, SingleThreadedC
 use swc_core::common::source_map::SourceMapGenConfig;
 use swc_core::common::{FileName, GLOBALS, Globals, Mark, SourceMap, Spanned, sync::Lrc};
 use swc_core::ecma::ast::{EsVersion, Program};
-use swc_core::ecma::codegen::{Emitter, text_writer::JsWriter};
+use swc_core::ecma::codegen::{
+    Emitter,
+    text_writer::{JsWriter, omit_trailing_semi},
+};
 use swc_core::ecma::minifier::option::terser::TerserCompressorOptions;
 use swc_core::ecma::minifier::option::{
     ExtraOptions, MangleOptions, MinifyOptions, TopLevelOptions,
@@ -213,12 +216,13 @@ impl JsTransformer {
         let mut code = Vec::with_capacity(text.len() / 2);
         let mut mappings = Vec::new();
         {
-            let writer = JsWriter::new(
+            // Like swc's own printer: drop the `;` before every `}`, not just the last one.
+            let writer = omit_trailing_semi(JsWriter::new(
                 cm.clone(),
                 "\n",
                 &mut code,
                 self.source_maps.then_some(&mut mappings),
-            );
+            ));
             let mut emitter = Emitter {
                 cfg: swc_core::ecma::codegen::Config::default()
                     .with_minify(self.minify)
