@@ -543,6 +543,9 @@ fn replace_all(
     let patterns: Vec<&str> = replacements.keys().copied().collect();
     let ac = AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+        // One automaton per asset for a handful of patterns: the cheapest to build wins (a DFA's
+        // construction cost dominated the whole link stage in `benches/link.rs`).
+        .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
         .build(&patterns)
         .expect("placeholders are valid patterns");
     let mut out = Vec::with_capacity(bytes.len() + replacements.len() * 32);
