@@ -17,7 +17,7 @@ fn bootstrap() -> Asset {
         logical: "css/bootstrap.css".into(),
         path: path.into(),
         kind: AssetKind::Css,
-        bytes: std::fs::read(path).expect("fixture"),
+        bytes: std::fs::read(path).expect("fixture").into(),
     }
 }
 

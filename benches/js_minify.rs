@@ -19,7 +19,7 @@ fn three_module_js(bencher: divan::Bencher) {
         logical: "vendor/three/build/three.module.js".into(),
         path: path.into(),
         kind: AssetKind::Js,
-        bytes: std::fs::read(path).expect("fixture"),
+        bytes: std::fs::read(path).expect("fixture").into(),
     };
     let config = Config::default();
     let t = kiln_js::JsTransformer::new(&config).unwrap();

@@ -45,7 +45,7 @@ fn graph() -> Transformed {
             logical: logical(i),
             path: logical(i).into(),
             kind: AssetKind::Css,
-            bytes: text.clone().into_bytes(),
+            bytes: text.clone().into_bytes().into(),
         });
         outputs.push(TransformOutput {
             bytes: text.into_bytes(),

@@ -171,16 +171,8 @@ fn kiln_core_renderer_styled() -> kiln::kiln_core::diagnostic::Renderer {
 }
 
 fn summary(report: &kiln::BuildReport, config: &Config) -> String {
-    let saved = if report.bytes_in > 0 {
-        format!(
-            " ({:+.1}%)",
-            (report.bytes_out as f64 / report.bytes_in as f64 - 1.0) * 100.0
-        )
-    } else {
-        String::new()
-    };
     let mut line = format!(
-        "kiln: {} files, {} -> {}{saved}, {} written to {} in {:.2}s",
+        "kiln: {} files, {} -> {}, {} written to {} in {:.2}s",
         report.files,
         human(report.bytes_in),
         human(report.bytes_out),
@@ -193,6 +185,25 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     }
     if !report.warnings.is_empty() {
         line.push_str(&format!(", {} warning(s)", report.warnings.len()));
+    }
+    // What each kind of work saved, so users see what they get.
+    let mut saved = Vec::new();
+    let (before, after) = report.transformed_bytes;
+    if before > 0 {
+        saved.push(format!("CSS/JS: {} -> {}", human(before), human(after)));
+    }
+    let c = &report.compressed;
+    if c.files > 0 {
+        saved.push(format!(
+            "precompressed: {} files, {} -> {} as .br",
+            c.files,
+            human(c.original_bytes),
+            human(c.compressed_bytes)
+        ));
+    }
+    if !saved.is_empty() {
+        line.push_str("\n  ");
+        line.push_str(&saved.join("; "));
     }
     line
 }

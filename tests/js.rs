@@ -12,9 +12,14 @@ use common::{copy_dir, fixture, json};
 use kiln::{BuildError, Builder};
 
 fn build_fixture(root: &Path) -> std::path::PathBuf {
+    build_fixture_with(root, true)
+}
+
+fn build_fixture_with(root: &Path, minify: bool) -> std::path::PathBuf {
     let out = root.join("static");
     let mut b = Builder::from_config_file(root.join("kiln.toml")).unwrap();
     b.config_mut().out = out.clone();
+    b.config_mut().minify = minify;
     if let Err(e) = b.build() {
         match e {
             BuildError::Diagnostics(d) => {
@@ -58,16 +63,46 @@ fn node(args: &[&str]) -> String {
     stdout
 }
 
-#[test]
-fn the_built_module_graph_loads_and_runs_in_node() {
-    let (_dir, out) = site();
-    let main = out.join(&names(&out)["app/main.js"]);
+fn run_main(out: &Path) -> serde_json::Value {
+    let main = out.join(&names(out)["app/main.js"]);
     let script = format!(
         "const m = await import({main:?}); console.log(JSON.stringify(await m.run()));",
         main = main.to_str().unwrap()
     );
-    let result: serde_json::Value =
-        serde_json::from_str(node(&["--input-type=module", "-e", &script]).trim()).unwrap();
+    serde_json::from_str(node(&["--input-type=module", "-e", &script]).trim()).unwrap()
+}
+
+#[test]
+fn the_unminified_build_runs_too_and_keeps_the_source_text() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("js-site"), dir.path());
+    let out = build_fixture_with(dir.path(), false);
+    assert_eq!(run_main(&out)["cycle"], "pong");
+    let built = std::fs::read_to_string(out.join(&names(&out)["app/lazy.js"])).unwrap();
+    assert_eq!(
+        built,
+        std::fs::read_to_string(dir.path().join("src/app/lazy.js")).unwrap()
+    );
+    // bootstrap's own map is kept, and its comment points at the map's fingerprinted name.
+    let esm =
+        std::fs::read_to_string(out.join(&names(&out)["vendor/bootstrap/js/bootstrap.esm.js"]))
+            .unwrap();
+    let map = names(&out)["vendor/bootstrap/js/bootstrap.esm.js.map"]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        esm.ends_with(&format!("//# sourceMappingURL={map}\n")),
+        "{}",
+        &esm[esm.len() - 80..]
+    );
+}
+
+#[test]
+fn the_built_module_graph_loads_and_runs_in_node() {
+    let (_dir, out) = site();
+    let result = run_main(&out);
     // three (through the alias), its addons, the cycle and the lazy import all ran.
     assert_eq!(result["children"], 1);
     assert_eq!(result["vertices"], 24);

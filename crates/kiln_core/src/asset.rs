@@ -58,8 +58,8 @@ pub struct Asset {
     pub path: PathBuf,
     /// What it is.
     pub kind: AssetKind,
-    /// Its contents.
-    pub bytes: Vec<u8>,
+    /// Its contents (shared: a file that passes through is never copied in memory).
+    pub bytes: bytes::Bytes,
 }
 
 impl Asset {

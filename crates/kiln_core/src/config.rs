@@ -51,6 +51,8 @@ pub struct Config {
     pub css: CssConfig,
     /// JavaScript options.
     pub js: JsConfig,
+    /// Precompressed `.br`/`.gz`/`.zst` siblings.
+    pub compress: crate::compress::CompressConfig,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             manifest: ManifestConfig::default(),
             css: CssConfig::default(),
             js: JsConfig::default(),
+            compress: crate::compress::CompressConfig::default(),
         }
     }
 }
@@ -310,6 +313,9 @@ impl Config {
                 globset::Glob::new(glob).map_err(|e| invalid(key, e.to_string()))?;
             }
         }
+        self.compress
+            .validate()
+            .map_err(|m| invalid("compress", m))?;
         for (alias, target) in &self.js.aliases {
             if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
                 return Err(invalid(

@@ -99,10 +99,12 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
         .into_par_iter()
         .enumerate()
         .map(|(i, (logical, path))| {
-            let bytes = std::fs::read(&path).map_err(|source| DiscoverError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            let bytes = std::fs::read(&path)
+                .map_err(|source| DiscoverError::Io {
+                    path: path.clone(),
+                    source,
+                })?
+                .into();
             Ok(Asset {
                 id: AssetId(i as u32),
                 kind: AssetKind::from_path(&logical),
@@ -189,7 +191,7 @@ mod tests {
         let names: Vec<&str> = found.assets.iter().map(|a| a.logical.as_str()).collect();
         assert_eq!(names, ["a/z.js", "b.css"]);
         assert_eq!(found.assets[1].id, AssetId(1));
-        assert_eq!(found.assets[1].bytes, b"b.css");
+        assert_eq!(&found.assets[1].bytes[..], b"b.css");
         assert_eq!(found.assets[1].kind, AssetKind::Css);
     }
 

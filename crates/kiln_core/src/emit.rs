@@ -5,7 +5,8 @@
 //! a file that already exists with the same bytes is not rewritten (fingerprinted names are
 //! content-addressed, so a no-op build writes nothing); earlier builds' files stay until they fall
 //! out of the last `keep_builds` builds, tracked in `.kiln-builds.json`, so a rolling deploy still
-//! serves them. Only files kiln itself wrote are ever deleted. Does not write manifests.
+//! serves them. Only files kiln itself wrote are ever deleted. Precompressed siblings are written
+//! and retired with their file. Does not write manifests.
 
 use std::path::{Path, PathBuf};
 
@@ -46,26 +47,31 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmitError + '_ {
 
 /// Writes every asset and map of `linked` into `out`.
 pub fn emit(linked: &Linked, out: &Path) -> Result<Emitted, EmitError> {
-    let files: Vec<&OutputFile> = linked
+    let files: Vec<(&str, &[u8])> = linked
         .assets
         .iter()
         .flat_map(|a| std::iter::once(&a.output).chain(a.map.as_ref()))
+        .flat_map(|f: &OutputFile| {
+            std::iter::once((f.path.as_str(), &f.bytes[..]))
+                .chain(f.encodings.iter().map(|e| (e.path.as_str(), &e.bytes[..])))
+        })
         .collect();
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let written: Vec<bool> = files
         .par_iter()
-        .map(|f| {
-            let path = out.join(&f.path);
-            if let Ok(existing) = std::fs::read(&path) {
-                if existing == f.bytes {
-                    return Ok(false);
-                }
+        .map(|(name, bytes)| {
+            let path = out.join(name);
+            // Names are content hashes and every write is atomic, so a file of that name and
+            // size is this file: skip it without reading it back.
+            if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+            {
+                return Ok(false);
             }
-            write_atomic(&path, &f.bytes).map_err(io_err(&path))?;
+            write_atomic(&path, bytes).map_err(io_err(&path))?;
             Ok(true)
         })
         .collect::<Result<_, EmitError>>()?;
-    let mut names: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let mut names: Vec<String> = files.iter().map(|(name, _)| (*name).to_owned()).collect();
     names.sort();
     Ok(Emitted {
         files: names,

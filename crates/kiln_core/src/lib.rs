@@ -15,6 +15,7 @@
 //! This crate does no minification or image work itself and has no CLI concerns.
 
 pub mod asset;
+pub mod compress;
 pub mod config;
 pub mod diagnostic;
 pub mod discover;
@@ -33,6 +34,8 @@ pub use config::{Config, ConfigError, ManifestFormat};
 pub use diagnostic::{Diagnostic, Severity};
 pub use pipeline::{BuildError, BuildReport, Progress, build};
 pub use transform::{RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+
+pub use bytes::Bytes;
 
 /// The version of kiln that produced an output; recorded in manifests and mixed into caches.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -37,7 +37,9 @@ pub struct OutputFile {
     /// POSIX path relative to the output folder: `css/app.0123456789ab.css`.
     pub path: String,
     /// Final contents.
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
+    /// Precompressed siblings (filled by [`compress`](crate::compress)).
+    pub encodings: Vec<crate::compress::Encoded>,
 }
 
 /// One asset after linking: final bytes and name.
@@ -481,7 +483,8 @@ fn substitute(
         replacements.insert(r.placeholder.as_str(), serialise(&url, r.syntax));
     }
 
-    let (mut bytes, edits) = replace_all(&output.bytes, &replacements, output.map_columns);
+    let (substituted, edits) = replace_all(&output.bytes, &replacements, output.map_columns);
+    let mut bytes = substituted;
     let map = match (output.source_map, output.map_comment) {
         (Some(map), Some(comment)) => {
             let map_path = format!("{name}.map");
@@ -493,16 +496,18 @@ fn substitute(
                 ))
             })?;
             let map_file = file_name(&map_path);
-            match comment {
-                MapComment::Css => bytes
-                    .extend_from_slice(format!("\n/*# sourceMappingURL={map_file} */").as_bytes()),
-                MapComment::Js => {
-                    bytes.extend_from_slice(format!("\n//# sourceMappingURL={map_file}").as_bytes())
-                }
-            }
+            let comment = match comment {
+                MapComment::Css => format!("\n/*# sourceMappingURL={map_file} */"),
+                MapComment::Js => format!("\n//# sourceMappingURL={map_file}"),
+            };
+            let mut with_comment = Vec::with_capacity(bytes.len() + comment.len());
+            with_comment.extend_from_slice(&bytes);
+            with_comment.extend_from_slice(comment.as_bytes());
+            bytes = with_comment.into();
             Some(OutputFile {
                 path: map_path,
-                bytes: map_bytes,
+                bytes: map_bytes.into(),
+                encodings: Vec::new(),
             })
         }
         _ => None,
@@ -515,7 +520,11 @@ fn substitute(
         logical: asset.logical.clone(),
         content_type: content_type(&asset.logical),
         source_size: asset.bytes.len() as u64,
-        output: OutputFile { path: name, bytes },
+        output: OutputFile {
+            path: name,
+            bytes,
+            encodings: Vec::new(),
+        },
         map,
         references: references.into_iter().collect(),
         imports: imports.into_iter().collect(),
@@ -527,10 +536,10 @@ fn substitute(
 /// Replaces every occurrence of the keys of `replacements` in `bytes`, recording each edit's
 /// position (line, column in `unit`) for the source map.
 fn replace_all(
-    bytes: &[u8],
+    bytes: &bytes::Bytes,
     replacements: &HashMap<&str, String>,
     unit: Columns,
-) -> (Vec<u8>, Vec<Edit>) {
+) -> (bytes::Bytes, Vec<Edit>) {
     let width = |s: &str| -> u32 {
         match unit {
             Columns::Utf16 => s.encode_utf16().count() as u32,
@@ -538,7 +547,8 @@ fn replace_all(
         }
     };
     if replacements.is_empty() {
-        return (bytes.to_vec(), Vec::new());
+        // Nothing to substitute (most files): share the bytes, copy nothing.
+        return (bytes.clone(), Vec::new());
     }
     let patterns: Vec<&str> = replacements.keys().copied().collect();
     let ac = AhoCorasick::builder()
@@ -584,7 +594,7 @@ fn replace_all(
         col += old_len;
     }
     out.extend_from_slice(&bytes[last..]);
-    (out, edits)
+    (out.into(), edits)
 }
 
 fn content_type(logical: &str) -> String {

@@ -55,6 +55,9 @@ pub struct AssetEntry<'a> {
     /// Its source map.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub map: Option<FileEntry<'a>>,
+    /// Precompressed siblings of `file` by `Content-Encoding` token (`br`, `gzip`, `zstd`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub encodings: BTreeMap<&'static str, FileEntry<'a>>,
 }
 
 /// A secondary output file.
@@ -91,6 +94,18 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                             file: &m.path,
                             size: m.bytes.len() as u64,
                         }),
+                        encodings: a
+                            .output
+                            .encodings
+                            .iter()
+                            .map(|e| {
+                                let entry = FileEntry {
+                                    file: &e.path,
+                                    size: e.bytes.len() as u64,
+                                };
+                                (e.encoding.name(), entry)
+                            })
+                            .collect(),
                     },
                 )
             })

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::compress::{CompressStats, compress};
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::Diagnostic;
 use crate::discover::{DiscoverError, discover};
@@ -35,6 +36,10 @@ pub struct BuildReport {
     pub bytes_in: u64,
     /// Total bytes of the fingerprinted outputs (maps excluded).
     pub bytes_out: u64,
+    /// Bytes before and after, over the files a transformer minified or rewrote (CSS, JS).
+    pub transformed_bytes: (u64, u64),
+    /// What precompression did.
+    pub compressed: CompressStats,
     /// Output files written (the rest were already in place).
     pub written: usize,
     /// Manifest files that changed.
@@ -114,11 +119,13 @@ fn run(
     progress.finish();
     lap("transform", &mut timings);
 
-    let linked = link(transformed, config);
+    let mut linked = link(transformed, config);
     lap("link", &mut timings);
     if linked.failed() {
         return Err(BuildError::Diagnostics(linked.diagnostics));
     }
+    let compressed = compress(&mut linked, &config.compress);
+    lap("compress", &mut timings);
 
     let emitted = emit(&linked, &config.out)?;
     lap("emit", &mut timings);
@@ -134,6 +141,14 @@ fn run(
             .iter()
             .map(|a| a.output.bytes.len() as u64)
             .sum(),
+        transformed_bytes: linked
+            .assets
+            .iter()
+            .filter(|a| a.map.is_some())
+            .fold((0, 0), |(i, o), a| {
+                (i + a.source_size, o + a.output.bytes.len() as u64)
+            }),
+        compressed,
         written: emitted.written,
         manifests_written,
         removed: removed.len(),

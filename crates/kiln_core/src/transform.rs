@@ -109,7 +109,7 @@ impl TransformInput<'_> {
 #[derive(Debug, Default)]
 pub struct TransformOutput {
     /// The output bytes, with a placeholder wherever a reference's URL goes.
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
     /// The references, in any order.
     pub references: Vec<Reference>,
     /// A source map (JSON) for `bytes`, in the coordinates of `bytes` as returned, whose `sources`

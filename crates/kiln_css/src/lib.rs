@@ -224,7 +224,7 @@ impl Transformer for CssTransformer {
             });
         }
         let code = replace_placeholders(&printed.code, &ours);
-        out.bytes = code.into_bytes();
+        out.bytes = code.into_bytes().into();
         if let Some(mut map) = source_map {
             match map.to_json(None) {
                 Ok(json) => {

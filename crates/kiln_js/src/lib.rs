@@ -143,6 +143,11 @@ impl JsTransformer {
             "JavaScript must be UTF-8; re-save the file as UTF-8",
             &mut out.diagnostics,
         );
+        if !self.minify && !could_reference(&text) {
+            // Nothing to rewrite and nothing to minify: the bytes pass through untouched.
+            out.bytes = asset.bytes.clone();
+            return out;
+        }
         let cm: Lrc<SourceMap> = Default::default();
         let fm = cm.new_source_file(FileName::Custom(asset.logical.clone()).into(), text.clone());
         let comments = SingleThreadedComments::default();
@@ -195,10 +200,44 @@ impl JsTransformer {
             references: Vec::new(),
             diagnostics: Vec::new(),
             seen: BTreeMap::new(),
+            spans: Vec::new(),
         };
         program.visit_mut_with(&mut collector);
         out.references = collector.references;
         out.diagnostics.extend(collector.diagnostics);
+        if !self.minify {
+            // Not re-printed: splice the placeholders into the original text, which keeps its
+            // formatting, comments and (rewritten) `sourceMappingURL` byte for byte.
+            let base = fm.start_pos.0;
+            let mut edits: Vec<(usize, usize, String)> = collector
+                .spans
+                .iter()
+                .map(|(span, ph)| {
+                    (
+                        (span.lo.0 - base) as usize + 1,
+                        (span.hi.0 - base) as usize - 1,
+                        ph.clone(),
+                    )
+                })
+                .collect();
+            if let Some((lo, hi, reference)) =
+                source_map_reference(&text, &comments, base, out.references.len(), &asset.logical)
+            {
+                edits.push((lo, hi, reference.placeholder.clone()));
+                out.references.push(reference);
+            }
+            edits.sort();
+            let mut code = String::with_capacity(text.len() + edits.len() * 24);
+            let mut last = 0;
+            for (lo, hi, placeholder) in edits {
+                code.push_str(&text[last..lo]);
+                code.push_str(&placeholder);
+                last = hi;
+            }
+            code.push_str(&text[last..]);
+            out.bytes = code.into_bytes().into();
+            return out;
+        }
 
         let is_module = program.is_module();
         let ecma = if is_module {
@@ -241,7 +280,7 @@ impl JsTransformer {
                 return out;
             }
         }
-        out.bytes = code;
+        out.bytes = code.into();
         if self.source_maps {
             let map = cm.build_source_map(&mappings, input_map, MapConfig);
             let mut json = Vec::new();
@@ -275,7 +314,7 @@ impl JsTransformer {
         let logical = &input.asset.logical;
         let (bytes, map_logical) = if let Some(data) = url.strip_prefix("data:") {
             let (_, b64) = data.split_once(";base64,")?;
-            (base64_decode(b64)?, logical.clone())
+            (kiln_core::Bytes::from(base64_decode(b64)?), logical.clone())
         } else {
             match classify(&url, logical, input.config.public_path()) {
                 Specifier::Internal {
@@ -313,6 +352,65 @@ impl JsTransformer {
         }
         Some(map)
     }
+}
+
+/// Whether `text` can contain a reference kiln rewrites (an import, an export ... from, a
+/// `new URL`, a `sourceMappingURL`). A cheap filter that lets unminified builds skip parsing.
+fn could_reference(text: &str) -> bool {
+    ["import", "export", "URL", "sourceMappingURL"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+/// The URL of the last `sourceMappingURL` comment as a `Raw` reference, with its byte range in
+/// `text`, for unminified output that keeps the input's own map. `data:` URLs are left alone.
+fn source_map_reference(
+    text: &str,
+    comments: &SingleThreadedComments,
+    base: u32,
+    ordinal: usize,
+    logical: &str,
+) -> Option<(usize, usize, kiln_core::Reference)> {
+    let (leading, trailing) = comments.borrow_all();
+    let comment = leading
+        .values()
+        .chain(trailing.values())
+        .flatten()
+        .filter(|c| is_source_map_comment(c))
+        .max_by_key(|c| c.span.lo)?
+        .clone();
+    let (lo, hi) = (
+        (comment.span.lo.0 - base) as usize,
+        (comment.span.hi.0 - base) as usize,
+    );
+    let slice = &text[lo..hi];
+    let start = lo + slice.find("sourceMappingURL=")? + "sourceMappingURL=".len();
+    let url_len = text[start..hi]
+        .find(|c: char| c.is_whitespace() || c == '*')
+        .unwrap_or(hi - start);
+    let url = &text[start..start + url_len];
+    if url.is_empty() || url.starts_with("data:") {
+        return None;
+    }
+    let line = text[..start].matches('\n').count() as u32 + 1;
+    let column = text[..start]
+        .rsplit('\n')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .count() as u32
+        + 1;
+    let reference = kiln_core::Reference {
+        placeholder: format!("__kiln_{}_{ordinal}_map__", placeholder_salt(logical)),
+        specifier: url.to_owned(),
+        syntax: kiln_core::RefSyntax::Raw,
+        kind: kiln_core::RefKind::Url,
+        target: None,
+        from: None,
+        line,
+        column,
+    };
+    Some((start, start + url_len, reference))
 }
 
 /// swc's minifier pipeline, as swc's own `minify` runs it.
@@ -456,7 +554,7 @@ mod tests {
             logical: logical.to_owned(),
             path: logical.into(),
             kind: AssetKind::Js,
-            bytes: code.as_bytes().to_vec(),
+            bytes: code.as_bytes().to_vec().into(),
         };
         let all = [asset];
         let t = JsTransformer::new(&config).unwrap();
@@ -555,12 +653,14 @@ mod tests {
     #[test]
     fn modules_mangle_top_level_names_and_scripts_do_not() {
         let code = "function helperWithALongName(x) { return x * 2 }\nwindow.out = helperWithALongName(window.n);\n";
-        let script = String::from_utf8(run("a.js", code, Config::default()).bytes).unwrap();
+        let script =
+            String::from_utf8(run("a.js", code, Config::default()).bytes.to_vec()).unwrap();
         assert!(
             script.contains("helperWithALongName"),
             "a script's globals are public: {script}"
         );
-        let module = String::from_utf8(run("a.mjs", code, Config::default()).bytes).unwrap();
+        let module =
+            String::from_utf8(run("a.mjs", code, Config::default()).bytes.to_vec()).unwrap();
         assert!(!module.contains("helperWithALongName"), "{module}");
     }
 
@@ -568,7 +668,7 @@ mod tests {
     fn licence_comments_are_kept_and_others_dropped() {
         let code =
             "/*! keep me */\n/** @license MIT */\n// drop me\n/* drop me too */\nwindow.x = 1;\n";
-        let out = String::from_utf8(run("a.js", code, Config::default()).bytes).unwrap();
+        let out = String::from_utf8(run("a.js", code, Config::default()).bytes.to_vec()).unwrap();
         assert!(
             out.contains("keep me") && out.contains("@license MIT"),
             "{out}"
@@ -595,5 +695,62 @@ mod tests {
             JsTransformer::new(&new).unwrap().ecma_script,
             EsVersion::Es2022
         );
+    }
+}
+
+#[cfg(test)]
+mod unminified {
+    use super::*;
+    use kiln_core::{Asset, AssetId, RefSyntax};
+
+    fn run(code: &str) -> TransformOutput {
+        let mut config = Config::default();
+        config.minify = false;
+        let asset = Asset {
+            id: AssetId(0),
+            logical: "js/a.js".into(),
+            path: "js/a.js".into(),
+            kind: AssetKind::Js,
+            bytes: code.as_bytes().to_vec().into(),
+        };
+        let all = [asset];
+        JsTransformer::new(&config)
+            .unwrap()
+            .transform(&TransformInput {
+                asset: &all[0],
+                all: &all,
+                config: &config,
+            })
+    }
+
+    #[test]
+    fn only_the_specifiers_change_and_everything_else_is_kept_byte_for_byte() {
+        let code = "// keep me\nimport { a } from \"./a.js\";\nconst lazy = () => import(`./b.js`);\n//# sourceMappingURL=a.js.map\n";
+        let out = run(code);
+        let text = String::from_utf8(out.bytes.to_vec()).unwrap();
+        let [a, b, map] = &out.references[..] else {
+            panic!("{:?}", out.references)
+        };
+        let expected = code
+            .replace("./a.js\"", &format!("{}\"", a.placeholder))
+            .replace("./b.js", &b.placeholder)
+            .replace("a.js.map", &map.placeholder);
+        assert_eq!(text, expected);
+        assert_eq!(
+            (map.specifier.as_str(), map.syntax, map.line, map.column),
+            ("a.js.map", RefSyntax::Raw, 4, 22)
+        );
+        assert!(
+            out.source_map.is_none(),
+            "the input's own map stays in charge"
+        );
+    }
+
+    #[test]
+    fn files_that_cannot_reference_anything_pass_through_unparsed() {
+        let code = "(function () { window.x = 1 /* not even valid: */ ) })";
+        let out = run(code);
+        assert!(!out.failed(), "not parsed, so no syntax error");
+        assert_eq!(&out.bytes[..], code.as_bytes());
     }
 }

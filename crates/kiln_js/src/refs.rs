@@ -29,6 +29,9 @@ pub struct RefCollector<'a> {
     /// Index into `references` by specifier: one placeholder per distinct specifier, so the
     /// minifier can still merge two imports of the same module.
     pub seen: BTreeMap<String, usize>,
+    /// Every replaced literal's span (quotes included) and its placeholder, for splicing the
+    /// placeholders into the original text when the code is not re-printed (`--no-minify`).
+    pub spans: Vec<(Span, String)>,
 }
 
 /// A bare specifier: not relative, not absolute, not a URL.
@@ -85,6 +88,7 @@ impl RefCollector<'_> {
             return;
         };
         if let Some(placeholder) = self.reference(&spec, s.span, kind) {
+            self.spans.push((s.span, placeholder.clone()));
             s.value = placeholder.into();
             s.raw = None;
         }
@@ -107,6 +111,7 @@ impl RefCollector<'_> {
                 };
                 let span = tpl.span;
                 if let Some(placeholder) = self.reference(&spec, span, kind) {
+                    self.spans.push((span, placeholder.clone()));
                     *expr = Expr::Lit(Lit::Str(Str {
                         span,
                         value: placeholder.into(),

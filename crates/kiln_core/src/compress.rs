@@ -1,0 +1,328 @@
+//! Precompression: `.br`, `.gz` (and on request `.zst`) siblings of text-like outputs, for
+//! WhiteNoise, nginx `gzip_static`/`brotli_static` and CDNs, so nothing compresses at request time.
+//!
+//! Owns which files are worth compressing (everything but formats that are already compressed,
+//! the same rule as WhiteNoise), the 95% rule (a sibling is kept only when it is at most 95% of the
+//! original, also WhiteNoise's), reproducible gzip (libdeflate writes no timestamp or file name),
+//! and doing each distinct content once, in parallel, largest first. Runs after `link`, before
+//! `emit`; it does not write files.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::link::{Linked, OutputFile};
+
+/// A content encoding kiln can precompress with. The names are a contract (`[compress] formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Encoding {
+    /// Brotli, `.br`.
+    #[serde(rename = "br")]
+    Brotli,
+    /// gzip, `.gz`.
+    #[serde(rename = "gzip")]
+    Gzip,
+    /// Zstandard, `.zst` (WhiteNoise does not serve it; some CDNs and nginx modules do).
+    #[serde(rename = "zstd")]
+    Zstd,
+}
+
+impl Encoding {
+    /// The `Content-Encoding` token, also the key in kiln's manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            Encoding::Brotli => "br",
+            Encoding::Gzip => "gzip",
+            Encoding::Zstd => "zstd",
+        }
+    }
+
+    /// The sibling's file-name suffix.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Encoding::Brotli => ".br",
+            Encoding::Gzip => ".gz",
+            Encoding::Zstd => ".zst",
+        }
+    }
+}
+
+/// `[compress]`: which siblings to write and how hard to try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CompressConfig {
+    /// Encodings to write; empty turns precompression off.
+    pub formats: Vec<Encoding>,
+    /// Brotli quality, 0–11.
+    pub brotli_quality: u32,
+    /// gzip level (libdeflate), 1–12; 12 is within a fraction of a percent of zopfli.
+    pub gzip_level: i32,
+    /// Zstandard level, 1–22.
+    pub zstd_level: i32,
+    /// Keep a sibling only when it is at most this fraction of the original (WhiteNoise: 0.95).
+    pub max_ratio: f64,
+    /// Precompress source maps too. Only developer tools download them, so they get fast levels
+    /// (Brotli 5, gzip 6) whatever the levels above.
+    pub source_maps: bool,
+}
+
+impl Default for CompressConfig {
+    fn default() -> Self {
+        CompressConfig {
+            formats: vec![Encoding::Brotli, Encoding::Gzip],
+            brotli_quality: 11,
+            gzip_level: 12,
+            zstd_level: 19,
+            max_ratio: 0.95,
+            source_maps: true,
+        }
+    }
+}
+
+impl CompressConfig {
+    /// The levels used for source maps.
+    fn for_maps(&self) -> CompressConfig {
+        CompressConfig {
+            brotli_quality: self.brotli_quality.min(5),
+            gzip_level: self.gzip_level.min(6),
+            zstd_level: self.zstd_level.min(3),
+            ..self.clone()
+        }
+    }
+
+    /// Checks levels, and that this build of kiln has the requested encoders.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.brotli_quality > 11 {
+            return Err(format!(
+                "brotli_quality {} is not between 0 and 11",
+                self.brotli_quality
+            ));
+        }
+        if !(1..=12).contains(&self.gzip_level) {
+            return Err(format!(
+                "gzip_level {} is not between 1 and 12",
+                self.gzip_level
+            ));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(format!(
+                "zstd_level {} is not between 1 and 22",
+                self.zstd_level
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_ratio) {
+            return Err(format!(
+                "max_ratio {} is not between 0 and 1",
+                self.max_ratio
+            ));
+        }
+        for f in &self.formats {
+            if !available(*f) {
+                return Err(format!(
+                    "this kiln was built without `{}` support (feature `compress`/`zstd`)",
+                    f.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn available(encoding: Encoding) -> bool {
+    match encoding {
+        Encoding::Brotli | Encoding::Gzip => cfg!(feature = "compress"),
+        Encoding::Zstd => cfg!(feature = "zstd"),
+    }
+}
+
+/// Extensions of formats that are compressed already (WhiteNoise's list, plus newer formats).
+const ALREADY_COMPRESSED: &[&str] = &[
+    "jpg", "jpeg", "png", "gif", "webp", "avif", "jxl", "heic", "zip", "gz", "tgz", "bz2", "tbz",
+    "xz", "br", "zst", "7z", "rar", "swf", "flv", "woff", "woff2", "3gp", "3gpp", "asf", "avi",
+    "m4v", "mov", "mp4", "mpeg", "mpg", "webm", "wmv", "mp3", "ogg", "oga", "opus", "m4a", "aac",
+    "flac", "pdf",
+];
+
+/// Whether a file with this path is worth compressing.
+pub fn compressible(path: &str) -> bool {
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    !ext.is_some_and(|e| ALREADY_COMPRESSED.contains(&e.as_str()))
+}
+
+/// A precompressed sibling of an output file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// How it is compressed.
+    pub encoding: Encoding,
+    /// `css/app.<hash>.css.br`
+    pub path: String,
+    /// The compressed bytes (shared between identical files).
+    pub bytes: bytes::Bytes,
+}
+
+/// Compresses `bytes` with `encoding`; None when the encoder is not built in.
+pub fn encode(encoding: Encoding, bytes: &[u8], config: &CompressConfig) -> Option<Vec<u8>> {
+    match encoding {
+        #[cfg(feature = "compress")]
+        Encoding::Brotli => {
+            let params = brotli::enc::BrotliEncoderParams {
+                quality: config.brotli_quality as i32,
+                size_hint: bytes.len(),
+                ..Default::default()
+            };
+            let mut out = Vec::with_capacity(bytes.len() / 3);
+            brotli::BrotliCompress(&mut &bytes[..], &mut out, &params).ok()?;
+            Some(out)
+        }
+        #[cfg(feature = "compress")]
+        Encoding::Gzip => {
+            let level = libdeflater::CompressionLvl::new(config.gzip_level).ok()?;
+            let mut c = libdeflater::Compressor::new(level);
+            let mut out = vec![0; c.gzip_compress_bound(bytes.len())];
+            let n = c.gzip_compress(bytes, &mut out).ok()?;
+            out.truncate(n);
+            Some(out)
+        }
+        #[cfg(feature = "zstd")]
+        Encoding::Zstd => zstd::bulk::compress(bytes, config.zstd_level).ok(),
+        #[allow(unreachable_patterns)] // every arm above may be compiled out
+        _ => {
+            let _ = (bytes, config);
+            None
+        }
+    }
+}
+
+/// What precompression did, for the build summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CompressStats {
+    /// Files (assets and maps) that got at least one sibling.
+    pub files: usize,
+    /// Bytes of those files.
+    pub original_bytes: u64,
+    /// Bytes of their Brotli siblings (or gzip where there is no Brotli).
+    pub compressed_bytes: u64,
+}
+
+/// Adds siblings to every compressible output file of `linked` (assets and their maps).
+pub fn compress(linked: &mut Linked, config: &CompressConfig) -> CompressStats {
+    if config.formats.is_empty() {
+        return CompressStats::default();
+    }
+    let map_config = config.for_maps();
+    let mut files: Vec<(&mut OutputFile, bool)> = linked
+        .assets
+        .iter_mut()
+        .flat_map(|a| {
+            let maps = a
+                .map
+                .as_mut()
+                .filter(|_| config.source_maps)
+                .map(|m| (m, true));
+            std::iter::once((&mut a.output, false)).chain(maps)
+        })
+        .filter(|(f, _)| compressible(&f.path))
+        .collect();
+    // Each distinct content once: identical files (a vendored copy, a duplicated icon) share work.
+    let mut first_of: HashMap<blake3::Hash, usize> = HashMap::new();
+    let keys: Vec<blake3::Hash> = files
+        .par_iter()
+        .map(|(f, _)| blake3::hash(&f.bytes))
+        .collect();
+    let mut unique: Vec<usize> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        first_of.entry(*k).or_insert_with(|| {
+            unique.push(i);
+            i
+        });
+    }
+    unique.sort_by_key(|&i| std::cmp::Reverse(files[i].0.bytes.len()));
+    let jobs: Vec<(usize, Encoding)> = unique
+        .iter()
+        .flat_map(|&i| config.formats.iter().map(move |&e| (i, e)))
+        .collect();
+    let results: HashMap<(usize, Encoding), bytes::Bytes> = jobs
+        .par_iter()
+        .with_max_len(1)
+        .filter_map(|&(i, e)| {
+            let (file, is_map) = &files[i];
+            let original = &file.bytes;
+            let out = encode(e, original, if *is_map { &map_config } else { config })?;
+            (out.len() as f64 <= original.len() as f64 * config.max_ratio)
+                .then_some(((i, e), out.into()))
+        })
+        .collect();
+
+    let mut stats = CompressStats::default();
+    for (i, (f, _)) in files.iter_mut().enumerate() {
+        let source = first_of[&keys[i]];
+        let mut best: Option<u64> = None;
+        for &e in &config.formats {
+            if let Some(bytes) = results.get(&(source, e)) {
+                if e == Encoding::Brotli || best.is_none() {
+                    best = Some(bytes.len() as u64);
+                }
+                f.encodings.push(Encoded {
+                    encoding: e,
+                    path: format!("{}{}", f.path, e.extension()),
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        if let Some(b) = best {
+            stats.files += 1;
+            stats.original_bytes += f.bytes.len() as u64;
+            stats.compressed_bytes += b;
+        }
+    }
+    stats
+}
+
+#[cfg(all(test, feature = "compress"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn already_compressed_formats_are_skipped() {
+        assert!(
+            compressible("css/app.0123.css")
+                && compressible("fonts/a.ttf")
+                && compressible("x.svg")
+        );
+        assert!(
+            !compressible("img/a.PNG") && !compressible("fonts/a.woff2") && !compressible("a.avif")
+        );
+    }
+
+    #[test]
+    fn gzip_is_reproducible_and_decodes() {
+        let text = "body { color: red }\n".repeat(200);
+        let config = CompressConfig::default();
+        let a = encode(Encoding::Gzip, text.as_bytes(), &config).unwrap();
+        assert_eq!(a, encode(Encoding::Gzip, text.as_bytes(), &config).unwrap());
+        // RFC 1952 header: magic, deflate, no flags (no file name), MTIME zero.
+        assert_eq!(&a[..4], &[0x1f, 0x8b, 8, 0]);
+        assert_eq!(&a[4..8], &[0, 0, 0, 0]);
+        let mut d = libdeflater::Decompressor::new();
+        let mut out = vec![0; text.len()];
+        assert_eq!(d.gzip_decompress(&a, &mut out).unwrap(), text.len());
+        assert_eq!(out, text.as_bytes());
+    }
+
+    #[test]
+    fn brotli_decodes_to_the_original() {
+        let text = "function f(a) { return a * 2 }\n".repeat(300);
+        let br = encode(
+            Encoding::Brotli,
+            text.as_bytes(),
+            &CompressConfig::default(),
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        brotli::BrotliDecompress(&mut &br[..], &mut out).unwrap();
+        assert_eq!(out, text.as_bytes());
+        assert!(br.len() < text.len() / 10);
+    }
+}

