@@ -48,7 +48,7 @@ fn graph() -> Transformed {
             bytes: text.clone().into_bytes().into(),
         });
         outputs.push(TransformOutput {
-            bytes: text.into_bytes(),
+            bytes: text.into_bytes().into(),
             references,
             ..Default::default()
         });
