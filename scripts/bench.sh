@@ -46,11 +46,11 @@ if [ ! -f "$PEERS/.complete" ]; then
   touch "$PEERS/.complete"
 fi
 VENV=$WORK/venv
-if [ ! -f "$VENV/.complete" ]; then
+if [ ! -f "$VENV/.complete-2" ]; then
   log "installing Django, WhiteNoise and flask-static-digest into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'Django>=5.2,<6' 'whitenoise>=6.9' 'flask-static-digest>=0.4' >&2
-  touch "$VENV/.complete"
+  "$VENV/bin/pip" install -q 'Django>=5.2,<6' 'whitenoise[brotli]>=6.9' 'flask-static-digest>=0.4' >&2
+  touch "$VENV/.complete-2"
 fi
 log "building kiln (release)"
 cargo build --release --locked --quiet
@@ -80,7 +80,7 @@ measure() {
 }
 
 # bytes DIR PATTERN...: "files bytes gzip_bytes" of the files under DIR whose names match any of
-# the find -name patterns (maps and manifests excluded); gzip at level 9.
+# the find -name patterns (maps, precompressed siblings and manifests excluded); gzip at level 9.
 bytes() {
   local dir=$1; shift
   local expr=() first=1
@@ -88,7 +88,7 @@ bytes() {
     [ $first -eq 1 ] || expr+=(-o); first=0
     expr+=(-name "$p")
   done
-  python3 "$WORK/sizes.py" $(find "$dir" -type f \( "${expr[@]}" \) ! -name '*.map' | sort)
+  python3 "$WORK/sizes.py" $(find "$dir" -type f \( "${expr[@]}" \) ! -name '*.map' ! -name '*.br' ! -name '*.gz' ! -name '*.json' | sort)
 }
 
 # ------------------------------------------------------------------ tasks
@@ -105,6 +105,8 @@ minify = false
 source_maps = false
 [manifest]
 formats = ["django"]
+[compress]
+formats = []
 TOML
 prep() { rm -rf "$OUTS/kiln-hash"; }
 measure hash.kiln "$KILN" build -q --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
@@ -113,7 +115,17 @@ measure hash.django env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$COR
   KILN_BENCH_STORAGE=django.contrib.staticfiles.storage.ManifestStaticFilesStorage PYTHONPATH="$WORK" \
   "$VENV/bin/django-admin" collectstatic --noinput -v 0
 
-# 2. CSS + JS minification (+ fingerprints where the tool does it), on the corpus's CSS and JS.
+# 2. Hash + rewrite + precompression (.br and .gz), vs WhiteNoise's CompressedManifestStaticFilesStorage
+#    (Brotli 11 through the `brotli` package, gzip 9 through zlib).
+sed -e '/^\[compress\]/,$d' "$WORK/kiln-hash.toml" > "$WORK/kiln-compress.toml"
+prep() { rm -rf "$OUTS/kiln-compress"; }
+measure compress.kiln "$KILN" build -q --config "$WORK/kiln-compress.toml" --out "$OUTS/kiln-compress"
+prep() { rm -rf "$OUTS/whitenoise"; }
+measure compress.whitenoise env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/whitenoise" \
+  KILN_BENCH_STORAGE=whitenoise.storage.CompressedManifestStaticFilesStorage PYTHONPATH="$WORK" \
+  "$VENV/bin/django-admin" collectstatic --noinput -v 0
+
+# 3. CSS + JS minification (+ fingerprints where the tool does it), on the corpus's CSS and JS.
 #    kiln also rewrites every reference; esbuild, swc and terser do not.
 cat > "$WORK/kiln-code.toml" <<TOML
 src = "$CORPUS"
@@ -121,6 +133,8 @@ strict = false          # images and fonts are excluded below: their references 
 exclude = [".*", "*~", "*.png", "*.jpg", "*.jpeg", "*.gif", "*.webp", "*.svg", "*.woff2", "*.wasm", "*.txt", "*.md", "*.map", "LICENSE*"]
 [manifest]
 formats = ["kiln"]
+[compress]
+formats = []
 TOML
 prep() { rm -rf "$OUTS/kiln-code"; }
 measure code.kiln "$KILN" build -q --config "$WORK/kiln-code.toml" --out "$OUTS/kiln-code"
@@ -133,7 +147,7 @@ measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS'
 prep() { rm -rf "$OUTS/terser"; }
 measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
 
-# 3. The whole build (every file), and a rebuild with nothing changed.
+# 4. The whole build (every file), and a rebuild with nothing changed.
 prep() { rm -rf "$OUTS/kiln-all"; }
 measure all.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
 measure noop.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
@@ -146,12 +160,20 @@ row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
   if [ "$1" != "-" ]; then read -r -a sz <<<"$(bytes "$@")"; fi
   printf '| %s | %s | %s | %.2f | %.2f | %d | %s | %s |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "${sz[1]}" "${sz[2]}"
 }
+erow() { # erow TASK TOOL FILES KEY OUTDIR: sizes of the .br and .gz siblings of fingerprinted files
+  local task=$1 tool=$2 files=$3 key=$4 dir=$5 wall cpu rss br gz
+  read -r wall cpu rss <<<"${RESULT[$key]}"
+  read -r br gz <<<"$(python3 "$WORK/sibling_sizes.py" "$dir")"
+  printf '| %s | %s | %s | %.2f | %.2f | %d | %s br | %s gz |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "$br" "$gz"
+}
 ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
 {
   echo "| task | tool | files | wall s | CPU s | peak RSS MiB | output bytes | gzip -9 bytes |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
   row "hash + rewrite" kiln "$TOTAL_FILES" hash.kiln -
   row "hash + rewrite" "Django ManifestStaticFilesStorage" "$TOTAL_FILES" hash.django -
+  erow "+ precompression (.br / .gz bytes)" kiln "$TOTAL_FILES" compress.kiln "$OUTS/kiln-compress"
+  erow "+ precompression (.br / .gz bytes)" "WhiteNoise CompressedManifestStaticFilesStorage" "$TOTAL_FILES" compress.whitenoise "$OUTS/whitenoise"
   row "CSS + JS minify" "kiln (+ hash, rewrite, maps)" "$CODE_FILES" code.kiln "$OUTS/kiln-code" "${CODE[@]}"
   row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
   row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
@@ -160,6 +182,7 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   row "no-op rebuild" kiln "$TOTAL_FILES" noop.kiln -
   echo
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
+       "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
        "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
        "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss."
 } | tee "$WORK/results.md"

@@ -21,8 +21,38 @@ ensure_build_deps() {
   ensure_rust
 }
 
+# End-to-end tools for tests/serving.rs, all under target/e2e (gitignored, reused between runs).
+E2E_DIR=${KILN_E2E_DIR:-$PWD/target/e2e}
+E2E_PY_REQS=("Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
+E2E_NPM=("playwright-core@1")
+
+ensure_e2e_deps() {
+  apt_install nginx chromium
+  # Debian starts the nginx service on install where it can; the tests run their own instance.
+  if command -v service >/dev/null && service nginx status >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+  local stamp
+  stamp=$(printf '%s\n' "${E2E_PY_REQS[@]}" | sha256sum | cut -c1-12)
+  if [ ! -f "$E2E_DIR/venv/.kiln-$stamp" ]; then
+    echo "--- installing ${E2E_PY_REQS[*]} into $E2E_DIR/venv (pip)"
+    rm -rf "$E2E_DIR/venv"
+    python3 -m venv "$E2E_DIR/venv"
+    "$E2E_DIR/venv/bin/pip" install -q --disable-pip-version-check "${E2E_PY_REQS[@]}"
+    touch "$E2E_DIR/venv/.kiln-$stamp"
+  fi
+  stamp=$(printf '%s\n' "${E2E_NPM[@]}" | sha256sum | cut -c1-12)
+  if [ ! -f "$E2E_DIR/node/.kiln-$stamp" ]; then
+    echo "--- installing ${E2E_NPM[*]} into $E2E_DIR/node (npm)"
+    mkdir -p "$E2E_DIR/node"
+    ( cd "$E2E_DIR/node" && { [ -f package.json ] || echo '{"name":"kiln-e2e","private":true}' > package.json; } &&
+      npm install --no-audit --no-fund --loglevel=error "${E2E_NPM[@]}" )
+    touch "$E2E_DIR/node/.kiln-$stamp"
+  fi
+  export KILN_E2E_DIR="$E2E_DIR"
+}
+
 ensure_test_deps() {
   ensure_build_deps
   # The JS tests evaluate the built module graph with Node.
-  command -v node >/dev/null || apt_install nodejs
+  command -v node >/dev/null || apt_install nodejs npm
+  ensure_e2e_deps
 }

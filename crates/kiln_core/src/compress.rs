@@ -63,8 +63,8 @@ pub struct CompressConfig {
     pub zstd_level: i32,
     /// Keep a sibling only when it is at most this fraction of the original (WhiteNoise: 0.95).
     pub max_ratio: f64,
-    /// Precompress source maps too. Only developer tools download them, so they get fast levels
-    /// (Brotli 5, gzip 6) whatever the levels above.
+    /// Precompress source maps (`.map` files, kiln's and the ones in `src`) too. Only developer
+    /// tools download them, so they get fast levels (Brotli 5, gzip 6) whatever the levels above.
     pub source_maps: bool,
 }
 
@@ -215,15 +215,13 @@ pub fn compress(linked: &mut Linked, config: &CompressConfig) -> CompressStats {
     let mut files: Vec<(&mut OutputFile, bool)> = linked
         .assets
         .iter_mut()
-        .flat_map(|a| {
-            let maps = a
-                .map
-                .as_mut()
-                .filter(|_| config.source_maps)
-                .map(|m| (m, true));
-            std::iter::once((&mut a.output, false)).chain(maps)
+        .flat_map(|a| std::iter::once(&mut a.output).chain(a.map.as_mut()))
+        .filter(|f| compressible(&f.path))
+        .map(|f| {
+            let is_map = f.path.ends_with(".map");
+            (f, is_map)
         })
-        .filter(|(f, _)| compressible(&f.path))
+        .filter(|(_, is_map)| config.source_maps || !is_map)
         .collect();
     // Each distinct content once: identical files (a vendored copy, a duplicated icon) share work.
     let mut first_of: HashMap<blake3::Hash, usize> = HashMap::new();

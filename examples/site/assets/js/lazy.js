@@ -1,0 +1,3 @@
+export function lazyMessage() {
+  return 'This text came from a module loaded with import().';
+}

@@ -1,0 +1,418 @@
+//! Serving kiln's output with the real thing: Django + WhiteNoise, Flask + flask-static-digest
+//! (+ WhiteNoise), nginx with `gzip_static`, and headless Chromium loading the example page.
+//! Each test also runs its check on a deliberately broken copy and expects it to fail, so none of
+//! them can pass by accident.
+//!
+//! The tools come from `scripts/test` (a Python virtual environment, Debian's nginx and chromium,
+//! playwright-core from npm, all under `target/e2e/`). Without them these tests print a visible
+//! "skipping" line, unless `KILN_E2E_REQUIRED=1` (as `scripts/test` sets), where they fail.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{copy_dir, json};
+use kiln::Builder;
+
+/// Where scripts/test installs the end-to-end tools.
+fn e2e_dir() -> PathBuf {
+    std::env::var_os("KILN_E2E_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e"))
+}
+
+/// The tool at `path`, or None with a visible message (a failure when KILN_E2E_REQUIRED=1).
+fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "{what} is not installed at {} (scripts/test installs it)",
+        path.display()
+    );
+    assert!(
+        std::env::var("KILN_E2E_REQUIRED").as_deref() != Ok("1"),
+        "{message}"
+    );
+    eprintln!("skipping: {message}");
+    None
+}
+
+fn python() -> Option<PathBuf> {
+    tool(
+        e2e_dir().join("venv/bin/python"),
+        "the Python virtual environment with Django, WhiteNoise and Flask",
+    )
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e")
+        .join(name)
+}
+
+/// The example site, built into a fresh folder; returns (tempdir, output folder).
+fn built_example() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site"),
+        &site,
+    );
+    let _ = std::fs::remove_dir_all(site.join("static"));
+    let report = Builder::from_config_file(site.join("kiln.toml"))
+        .unwrap()
+        .build()
+        .unwrap();
+    assert!(report.compressed.files > 0, "the example is precompressed");
+    (dir, site.join("static"))
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Copies `out` and lets `break_it` damage the copy.
+fn broken_copy(out: &Path, break_it: impl FnOnce(&Path)) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(out, dir.path());
+    break_it(dir.path());
+    dir
+}
+
+/// Removes `logical` from the framework manifests in `out` (Django's and Flask's).
+fn drop_manifest_entry(out: &Path, logical: &str) {
+    for name in ["staticfiles.json", "cache_manifest.json"] {
+        let path = out.join(name);
+        let mut m = json(&path);
+        for key in ["assets", "paths"] {
+            if let Some(obj) = m.get_mut(key).and_then(|v| v.as_object_mut()) {
+                obj.remove(logical);
+            }
+        }
+        if let Some(obj) = m.as_object_mut() {
+            obj.remove(logical);
+        }
+        std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn django_renders_hashed_urls_and_whitenoise_serves_them_immutable_and_brotli() {
+    let Some(python) = python() else { return };
+    let (_dir, out) = built_example();
+    let file = json(&out.join("manifest.json"))["assets"]["css/app.css"]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = |out: &Path| {
+        run(Command::new(&python)
+            .arg(script("django_check.py"))
+            .arg(out)
+            .arg("css/app.css")
+            .arg(&file))
+    };
+    let o = check(&out);
+    assert!(o.status.success(), "{}", text(&o));
+    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(result["static"], format!("/static/{file}").as_str());
+    assert_eq!(
+        result["cdn"],
+        format!("https://static.example.com/{file}").as_str()
+    );
+
+    let broken = broken_copy(&out, |o| drop_manifest_entry(o, "css/app.css"));
+    let o = check(broken.path());
+    assert!(
+        !o.status.success() && text(&o).contains("Missing staticfiles manifest entry"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn flask_static_url_for_gives_hashed_and_cdn_urls_and_whitenoise_serves_brotli() {
+    let Some(python) = python() else { return };
+    let (_dir, out) = built_example();
+    let file = json(&out.join("manifest.json"))["assets"]["js/main.js"]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let check = |out: &Path| {
+        run(Command::new(&python)
+            .arg(script("flask_check.py"))
+            .arg(out)
+            .arg("js/main.js")
+            .arg(&file))
+    };
+    let o = check(&out);
+    assert!(o.status.success(), "{}", text(&o));
+    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(result["static_url_for"], format!("/static/{file}").as_str());
+    assert_eq!(
+        result["cdn"],
+        format!("https://cdn.example.com/static/{file}").as_str()
+    );
+
+    // flask-static-digest silently falls back to the unhashed name: the check must notice.
+    let broken = broken_copy(&out, |o| drop_manifest_entry(o, "js/main.js"));
+    let o = check(broken.path());
+    assert!(
+        !o.status.success() && text(&o).contains("static_url_for gave '/static/js/main.js'"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// A free loopback port.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Kills the child when dropped, so a failing assertion never leaves a server behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for_port(port: u16, server: &mut Server) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = server.0.try_wait() {
+            panic!("the server exited with {status} before listening on {port}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on 127.0.0.1:{port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn get(python: &Path, url: &str, accept: &str) -> serde_json::Value {
+    let o = run(Command::new(python)
+        .arg(script("http_get.py"))
+        .arg(url)
+        .arg(accept));
+    assert!(o.status.success(), "{}", text(&o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn blake2b_of(python: &Path, file: &Path) -> String {
+    let o = run(Command::new(python)
+        .args([
+            "-c",
+            "import hashlib,sys;print(hashlib.blake2b(open(sys.argv[1],'rb').read()).hexdigest())",
+        ])
+        .arg(file));
+    String::from_utf8(o.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn nginx_serves_the_gzip_siblings_with_immutable_caching() {
+    let Some(python) = python() else { return };
+    let Some(nginx) = tool(PathBuf::from("/usr/sbin/nginx"), "nginx") else {
+        return;
+    };
+    let (dir, out) = built_example();
+    let port = free_port();
+    let prefix = dir.path().join("nginx");
+    std::fs::create_dir_all(prefix.join("logs")).unwrap();
+    let conf = format!(
+        r#"daemon off;
+master_process off;
+pid {p}/nginx.pid;
+error_log {p}/logs/error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fastcgi;
+    uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;
+    types {{ text/css css; text/javascript js; image/svg+xml svg; font/woff2 woff2; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location /static/ {{
+            alias {out}/;
+            gzip_static on;
+            location ~ "\.[0-9a-f]{{12}}\.[^/]+$" {{
+                add_header Cache-Control "public, max-age=31536000, immutable";
+                gzip_static on;
+            }}
+        }}
+    }}
+}}
+"#,
+        p = prefix.display(),
+        out = out.display()
+    );
+    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
+    let mut server = Server(
+        Command::new(&nginx)
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_port(port, &mut server);
+
+    let file = json(&out.join("manifest.json"))["assets"]["css/app.css"]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let url = format!("http://127.0.0.1:{port}/static/{file}");
+    let r = get(&python, &url, "gzip");
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["headers"]["content-encoding"], "gzip");
+    assert_eq!(
+        r["headers"]["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(
+        r["blake2b"],
+        blake2b_of(&python, &out.join(format!("{file}.gz"))).as_str(),
+        "nginx sent kiln's .gz sibling"
+    );
+    let plain = get(&python, &url, "identity");
+    assert!(plain["headers"].get("content-encoding").is_none());
+    assert_eq!(
+        plain["blake2b"],
+        blake2b_of(&python, &out.join(&file)).as_str()
+    );
+
+    // Without the sibling nginx has nothing precompressed to send.
+    std::fs::remove_file(out.join(format!("{file}.gz"))).unwrap();
+    let r = get(&python, &url, "gzip");
+    assert!(r["headers"].get("content-encoding").is_none(), "{r}");
+}
+
+#[test]
+fn chromium_loads_the_example_page_with_every_request_succeeding() {
+    let Some(python) = python() else { return };
+    let Some(node_modules) = tool(
+        e2e_dir().join("node/node_modules/playwright-core"),
+        "playwright-core",
+    ) else {
+        return;
+    };
+    let Some(_) = tool(
+        PathBuf::from(
+            std::env::var("KILN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        ),
+        "chromium",
+    ) else {
+        return;
+    };
+    let (_dir, out) = built_example();
+    let browse = |out: &Path| -> (bool, serde_json::Value) {
+        let port = free_port();
+        let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site/app.py");
+        let mut server = Server(
+            Command::new(&python)
+                .arg(&app)
+                .arg(port.to_string())
+                .arg(out)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        wait_for_port(port, &mut server);
+        // browser.mjs imports playwright-core: run it from the folder that has it installed.
+        let runner = node_modules
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .join("browser.mjs");
+        std::fs::copy(script("browser.mjs"), &runner).unwrap();
+        let o = run(Command::new("node")
+            .arg(&runner)
+            .arg(format!("http://127.0.0.1:{port}/")));
+        let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+        (o.status.success(), report)
+    };
+    let (ok, report) = browse(&out);
+    assert!(ok, "{report:#}");
+    // The page pulled CSS (with its @imports), the font and images through url(), and every
+    // module of the graph, all under fingerprinted names, Brotli-compressed where text.
+    let urls: Vec<&str> = report["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .collect();
+    for needle in [
+        "/css/base.",
+        "/css/components/card.",
+        "/fonts/example.",
+        "/img/hero.",
+        "/js/lib/greet.",
+        "/js/lazy.",
+        "/img/logo.",
+    ] {
+        let hit = urls
+            .iter()
+            .find(|u| u.contains(needle))
+            .unwrap_or_else(|| panic!("no request for {needle}: {urls:#?}"));
+        assert!(
+            common::looks_hashed(hit.rsplit('/').next().unwrap()),
+            "{hit} is not fingerprinted"
+        );
+    }
+    let app_css = report["responses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["url"].as_str().unwrap().contains("/css/app."))
+        .unwrap();
+    assert_eq!(app_css["encoding"], "br");
+
+    // An import left unhashed breaks the page, and the test notices.
+    let broken = broken_copy(&out, |o| {
+        let main = o.join(
+            json(&o.join("manifest.json"))["assets"]["js/main.js"]["file"]
+                .as_str()
+                .unwrap(),
+        );
+        let code = std::fs::read_to_string(&main).unwrap();
+        let greet = regex_free_replace(&code, "./lib/greet.", ".js", "./lib/greet.js");
+        std::fs::write(&main, greet).unwrap();
+        for sibling in ["br", "gz"] {
+            let _ = std::fs::remove_file(format!("{}.{sibling}", main.display()));
+        }
+    });
+    let (ok, report) = browse(broken.path());
+    assert!(!ok, "a page with an unhashed import passed: {report:#}");
+    assert!(
+        report["failures"].to_string().contains("lib/greet.js"),
+        "{report:#}"
+    );
+}
+
+/// Replaces the first `prefix...suffix` span in `s` with `with`.
+fn regex_free_replace(s: &str, prefix: &str, suffix: &str, with: &str) -> String {
+    let start = s.find(prefix).expect("prefix present");
+    let end = start + s[start..].find(suffix).expect("suffix present") + suffix.len();
+    format!("{}{with}{}", &s[..start], &s[end..])
+}
