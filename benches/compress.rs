@@ -3,7 +3,7 @@
 //! level's output size once, then divan times it.
 
 use kiln::kiln_core::compress::{CompressConfig, Encoding, encode};
-use kiln::kiln_core::{Asset, AssetId, AssetKind, Config, TransformInput, Transformer};
+use kiln::kiln_core::{Asset, Config, TransformInput, Transformer};
 
 fn main() {
     let input = minified();
@@ -44,13 +44,7 @@ fn minified() -> Vec<u8> {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/js-site/src/vendor/three/build/three.core.js"
     );
-    let asset = Asset {
-        id: AssetId(0),
-        logical: "three.core.js".into(),
-        path: path.into(),
-        kind: AssetKind::Js,
-        bytes: std::fs::read(path).expect("fixture").into(),
-    };
+    let asset = Asset::from_bytes("three.core.js", std::fs::read(path).expect("fixture"));
     let config = Config::default();
     let all = [asset];
     let t = kiln_js::JsTransformer::new(&config).unwrap();

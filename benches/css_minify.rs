@@ -1,7 +1,7 @@
 //! CSS stage: minify bootstrap 5's unminified CSS (280 KB) with kiln's CSS transformer, exactly
 //! as a build runs it (decode, parse, minify for `defaults`, print with source map, references).
 
-use kiln::kiln_core::{Asset, AssetId, AssetKind, Config, TransformInput, Transformer};
+use kiln::kiln_core::{Asset, Config, TransformInput, Transformer};
 
 fn main() {
     divan::main();
@@ -12,13 +12,7 @@ fn bootstrap() -> Asset {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/real-world/vendor/bootstrap/css/bootstrap.css"
     );
-    Asset {
-        id: AssetId(0),
-        logical: "css/bootstrap.css".into(),
-        path: path.into(),
-        kind: AssetKind::Css,
-        bytes: std::fs::read(path).expect("fixture").into(),
-    }
+    Asset::from_bytes("css/bootstrap.css", std::fs::read(path).expect("fixture"))
 }
 
 #[divan::bench(sample_count = 20)]

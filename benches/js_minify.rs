@@ -2,7 +2,7 @@
 //! transformer, exactly as a build runs it (parse, reference analysis, swc compress + mangle,
 //! print with source map).
 
-use kiln::kiln_core::{Asset, AssetId, AssetKind, Config, TransformInput, Transformer};
+use kiln::kiln_core::{Asset, Config, TransformInput, Transformer};
 
 fn main() {
     divan::main();
@@ -14,13 +14,10 @@ fn three_module_js(bencher: divan::Bencher) {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/js-site/src/vendor/three/build/three.module.js"
     );
-    let asset = Asset {
-        id: AssetId(0),
-        logical: "vendor/three/build/three.module.js".into(),
-        path: path.into(),
-        kind: AssetKind::Js,
-        bytes: std::fs::read(path).expect("fixture").into(),
-    };
+    let asset = Asset::from_bytes(
+        "vendor/three/build/three.module.js",
+        std::fs::read(path).expect("fixture"),
+    );
     let config = Config::default();
     let t = kiln_js::JsTransformer::new(&config).unwrap();
     let all = [asset];

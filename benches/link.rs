@@ -3,7 +3,7 @@
 
 use kiln::kiln_core::link::link;
 use kiln::kiln_core::transform::{RefKind, RefSyntax, Reference, TransformOutput, Transformed};
-use kiln::kiln_core::{Asset, AssetId, AssetKind, Config};
+use kiln::kiln_core::{Asset, AssetId, Config};
 
 fn main() {
     divan::main();
@@ -40,13 +40,7 @@ fn graph() -> Transformed {
                 column: 1,
             });
         }
-        assets.push(Asset {
-            id: AssetId(i as u32),
-            logical: logical(i),
-            path: logical(i).into(),
-            kind: AssetKind::Css,
-            bytes: text.clone().into_bytes().into(),
-        });
+        assets.push(Asset::from_bytes(&logical(i), text.clone().into_bytes()));
         outputs.push(TransformOutput {
             bytes: text.into_bytes().into(),
             references,

@@ -20,6 +20,9 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "watch")]
+pub mod watch;
+
 pub use kiln_core;
 pub use kiln_core::config::{CssConfig, ManifestConfig, Targets};
 pub use kiln_core::{
@@ -94,6 +97,18 @@ impl Builder {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Builds, then rebuilds on every change of the source folder (and of `config_file`) until
+    /// `stop` is set, reporting each build to `on_event`. See [`watch`](crate::watch).
+    #[cfg(feature = "watch")]
+    pub fn watch(
+        &self,
+        config_file: Option<&Path>,
+        stop: &std::sync::atomic::AtomicBool,
+        on_event: impl FnMut(watch::WatchEvent<'_>),
+    ) -> Result<(), watch::WatchError> {
+        watch::watch(self, config_file, stop, on_event)
     }
 
     /// Runs a build.

@@ -29,6 +29,21 @@ struct Cli {
 enum Command {
     /// Build the source folder into fingerprinted files and manifests.
     Build(BuildArgs),
+    /// Build, then rebuild on every change (for development, beside runserver or flask run).
+    Watch(BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand)]
+enum CacheCommand {
+    /// Delete every entry of the build cache.
+    Clean {
+        /// Config file (default: kiln.toml in the current directory, if present).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -57,23 +72,51 @@ struct BuildArgs {
     /// Print only errors and warnings, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// Neither read nor write the build cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(args) => build(args),
+        Command::Watch(args) => watch(args),
+        Command::Cache(CacheCommand::Clean { config }) => {
+            let config = match config_file(config.as_ref()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}", config_error_text(&e));
+                    return ExitCode::from(2);
+                }
+            };
+            match kiln::kiln_core::cache::Cache::clean(&config.cache.dir) {
+                Ok(()) => {
+                    eprintln!("kiln: cache {} cleaned", config.cache.dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kiln: error: {}: {e}", config.cache.dir.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}
+
+/// The config from `--config`, or ./kiln.toml if present, or the defaults.
+fn config_file(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
+    match path {
+        Some(path) => Config::load(path),
+        None if PathBuf::from(kiln_core_config_file()).is_file() => {
+            Config::load(kiln_core_config_file().as_ref())
+        }
+        None => Ok(Config::default()),
     }
 }
 
 fn load_config(args: &BuildArgs) -> Result<Config, ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None if PathBuf::from(kiln_core_config_file()).is_file() => {
-            Config::load(kiln_core_config_file().as_ref())?
-        }
-        None => Config::default(),
-    };
+    let mut config = config_file(args.config.as_ref())?;
     if let Some(src) = &args.src {
         config.src = src.clone();
     }
@@ -91,6 +134,9 @@ fn load_config(args: &BuildArgs) -> Result<Config, ConfigError> {
     }
     if let Some(jobs) = args.jobs {
         config.jobs = Some(jobs);
+    }
+    if args.no_cache {
+        config.cache.enabled = false;
     }
     config.validate()?;
     Ok(config)
@@ -151,6 +197,88 @@ fn build(args: BuildArgs) -> ExitCode {
     }
 }
 
+fn watch(args: BuildArgs) -> ExitCode {
+    use kiln::watch::WatchEvent;
+    let config = match load_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}", config_error_text(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let config_file = args.config.clone().or_else(|| {
+        let default = PathBuf::from(kiln_core_config_file());
+        default.is_file().then_some(default)
+    });
+    let styled = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let out = config.out.clone();
+    let result =
+        Builder::from_config(config.clone()).watch(config_file.as_deref(), &stop, |event| {
+            match event {
+                WatchEvent::Built {
+                    report,
+                    changed,
+                    elapsed,
+                } => {
+                    for w in &report.warnings {
+                        eprint!("{}", render(w, styled));
+                    }
+                    if changed.is_empty() {
+                        eprintln!("{}", summary(report, &config));
+                        eprintln!(
+                            "kiln: watching {} for changes (Ctrl-C to stop)",
+                            config.src.display()
+                        );
+                    } else {
+                        eprintln!(
+                            "kiln: rebuilt in {} ms after {}: {} files written",
+                            elapsed.as_millis(),
+                            describe(changed),
+                            report.written
+                        );
+                    }
+                }
+                WatchEvent::Failed { error, changed } => {
+                    match error {
+                        BuildError::Diagnostics(diagnostics) => {
+                            for d in diagnostics {
+                                eprint!("{}", render(d, styled));
+                            }
+                        }
+                        BuildError::Config(e) => eprintln!("{}", config_error_text(e)),
+                        e => eprintln!("kiln: error: {e}"),
+                    }
+                    eprintln!(
+                        "kiln: build failed after {}; {} keeps the last good build",
+                        describe(changed),
+                        out.display()
+                    );
+                }
+                _ => {}
+            }
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kiln: error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// `app.css changed` / `3 files changed`.
+fn describe(changed: &[PathBuf]) -> String {
+    match changed {
+        [] => "start".to_owned(),
+        [one] => format!(
+            "{} changed",
+            one.file_name().unwrap_or_default().to_string_lossy()
+        ),
+        many => format!("{} files changed", many.len()),
+    }
+}
+
 fn config_error_text(e: &ConfigError) -> String {
     match e {
         ConfigError::Parse { .. } => e.to_string(),
@@ -185,6 +313,13 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     }
     if !report.warnings.is_empty() {
         line.push_str(&format!(", {} warning(s)", report.warnings.len()));
+    }
+    let cache = report.cache;
+    if cache.hits + cache.misses > 0 {
+        line.push_str(&format!(
+            " (cache: {} hits, {} misses)",
+            cache.hits, cache.misses
+        ));
     }
     // What each kind of work saved, so users see what they get.
     let mut saved = Vec::new();

@@ -58,11 +58,37 @@ pub struct Asset {
     pub path: PathBuf,
     /// What it is.
     pub kind: AssetKind,
-    /// Its contents (shared: a file that passes through is never copied in memory).
+    /// Its contents (shared: a file that passes through is never copied in memory). Empty when
+    /// `known` is set: the file was not read.
     pub bytes: bytes::Bytes,
+    /// Its size and modification time when discovered.
+    pub stamp: Option<crate::index::Stamp>,
+    /// What the file index knows of an unchanged file kiln did not read (see [`crate::index`]).
+    pub known: Option<crate::index::Known>,
 }
 
 impl Asset {
+    /// An asset that exists only in memory (tests, benchmarks, tools embedding kiln): id 0, kind
+    /// from the extension, its logical path as its path.
+    pub fn from_bytes(logical: &str, bytes: impl Into<bytes::Bytes>) -> Asset {
+        Asset {
+            id: AssetId(0),
+            logical: logical.to_owned(),
+            path: PathBuf::from(logical),
+            kind: AssetKind::from_path(logical),
+            bytes: bytes.into(),
+            stamp: None,
+            known: None,
+        }
+    }
+
+    /// Its size in bytes, read or not.
+    pub fn size(&self) -> u64 {
+        self.known
+            .as_ref()
+            .map_or(self.bytes.len() as u64, |k| k.stamp.size)
+    }
+
     /// The path to show in diagnostics.
     pub fn display_path(&self) -> String {
         self.path.display().to_string()

@@ -195,6 +195,22 @@ pub fn encode(encoding: Encoding, bytes: &[u8], config: &CompressConfig) -> Opti
     }
 }
 
+/// The cache key of `content` compressed with `encoding` at `config`'s level for it.
+fn cache_key(encoding: Encoding, config: &CompressConfig, content: &blake3::Hash) -> blake3::Hash {
+    let level = match encoding {
+        Encoding::Brotli => config.brotli_quality as i64,
+        Encoding::Gzip => i64::from(config.gzip_level),
+        Encoding::Zstd => i64::from(config.zstd_level),
+    };
+    let mut h = blake3::Hasher::new();
+    h.update(b"kiln compress\0");
+    h.update(crate::VERSION.as_bytes());
+    h.update(encoding.name().as_bytes());
+    h.update(&level.to_le_bytes());
+    h.update(content.as_bytes());
+    h.finalize()
+}
+
 /// What precompression did, for the build summary.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CompressStats {
@@ -206,8 +222,13 @@ pub struct CompressStats {
     pub compressed_bytes: u64,
 }
 
-/// Adds siblings to every compressible output file of `linked` (assets and their maps).
-pub fn compress(linked: &mut Linked, config: &CompressConfig) -> CompressStats {
+/// Adds siblings to every compressible output file of `linked` (assets and their maps), reusing
+/// compressed bytes from `cache` when it has them.
+pub fn compress(
+    linked: &mut Linked,
+    config: &CompressConfig,
+    cache: Option<&crate::cache::Cache>,
+) -> CompressStats {
     if config.formats.is_empty() {
         return CompressStats::default();
     }
@@ -216,7 +237,7 @@ pub fn compress(linked: &mut Linked, config: &CompressConfig) -> CompressStats {
         .assets
         .iter_mut()
         .flat_map(|a| std::iter::once(&mut a.output).chain(a.map.as_mut()))
-        .filter(|f| compressible(&f.path))
+        .filter(|f| compressible(&f.path) && f.copy_of.is_none())
         .map(|f| {
             let is_map = f.path.ends_with(".map");
             (f, is_map)
@@ -247,7 +268,18 @@ pub fn compress(linked: &mut Linked, config: &CompressConfig) -> CompressStats {
         .filter_map(|&(i, e)| {
             let (file, is_map) = &files[i];
             let original = &file.bytes;
-            let out = encode(e, original, if *is_map { &map_config } else { config })?;
+            let level_config = if *is_map { &map_config } else { config };
+            let key = cache_key(e, level_config, &keys[i]);
+            let out = match cache.and_then(|c| c.get("compress", &key)) {
+                Some(bytes) => bytes,
+                None => {
+                    let bytes = encode(e, original, level_config)?;
+                    if let Some(c) = cache {
+                        c.put("compress", &key, &bytes);
+                    }
+                    bytes
+                }
+            };
             (out.len() as f64 <= original.len() as f64 * config.max_ratio)
                 .then_some(((i, e), out.into()))
         })

@@ -53,6 +53,63 @@ pub struct Config {
     pub js: JsConfig,
     /// Precompressed `.br`/`.gz`/`.zst` siblings.
     pub compress: crate::compress::CompressConfig,
+    /// The persistent build cache.
+    pub cache: CacheConfig,
+    /// Also write every output under its logical, unhashed name (`css/app.css`), for framework
+    /// development servers (Django returns unhashed names when DEBUG is on). `kiln watch` turns
+    /// it on unless `[watch] unhashed = false`.
+    pub unhashed: bool,
+    /// `kiln watch` settings.
+    pub watch: WatchConfig,
+}
+
+/// `[watch]`: how `kiln watch` builds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WatchConfig {
+    /// Write unhashed copies too (see [`Config::unhashed`]).
+    pub unhashed: bool,
+    /// Minify while watching (turn off for faster rebuilds of large files).
+    pub minify: bool,
+    /// Precompress while watching (off by default: development servers compress on the fly).
+    pub compress: bool,
+    /// Milliseconds to wait for a burst of changes (a `git checkout`) to settle before rebuilding.
+    pub debounce_ms: u64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        WatchConfig {
+            unhashed: true,
+            minify: true,
+            compress: false,
+            debounce_ms: 100,
+        }
+    }
+}
+
+/// `[cache]`: the persistent, content-addressed cache of transform and compression results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// Use the cache (`kiln build --no-cache` turns it off for one build).
+    pub enabled: bool,
+    /// Where it lives (relative paths are relative to kiln.toml's folder).
+    pub dir: PathBuf,
+    /// Least recently used entries are removed beyond this size, in MiB.
+    pub max_size_mb: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: true,
+            dir: PathBuf::from(".kiln-cache"),
+            max_size_mb: 1024,
+        }
+    }
 }
 
 impl Default for Config {
@@ -74,6 +131,9 @@ impl Default for Config {
             css: CssConfig::default(),
             js: JsConfig::default(),
             compress: crate::compress::CompressConfig::default(),
+            cache: CacheConfig::default(),
+            unhashed: false,
+            watch: WatchConfig::default(),
         }
     }
 }
@@ -250,6 +310,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new(""));
         config.src = join_base(base, &config.src);
         config.out = join_base(base, &config.out);
+        config.cache.dir = join_base(base, &config.cache.dir);
         Ok(config)
     }
 
@@ -339,6 +400,20 @@ impl Config {
         self.targets
             .as_ref()
             .map_or_else(|| vec!["defaults".to_owned()], Targets::queries)
+    }
+
+    /// A digest of every setting that can change a transformer's output (not paths, manifests,
+    /// compression or thread counts): part of every transform cache key.
+    pub fn transform_fingerprint(&self) -> blake3::Hash {
+        let relevant = serde_json::json!({
+            "minify": self.minify,
+            "source_maps": self.source_maps,
+            "targets": self.browserslist(),
+            "public_url": self.public_url,
+            "css": self.css,
+            "js": self.js,
+        });
+        blake3::hash(relevant.to_string().as_bytes())
     }
 
     /// The path part of `public_url` (`/static/` for `https://cdn.example.com/static/`).

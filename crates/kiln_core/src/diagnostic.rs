@@ -11,7 +11,9 @@ pub use annotate_snippets::Renderer;
 use annotate_snippets::{Level, Snippet};
 
 /// How bad a diagnostic is. Errors fail the build; warnings are printed and the build goes on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// Fails the build: nothing is emitted and no manifest is written.
@@ -30,12 +32,12 @@ impl fmt::Display for Severity {
 }
 
 /// A problem in a user's file, at a 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {
     /// Error or warning.
     pub severity: Severity,
     /// A stable, kebab-case code (`missing-reference`, `css-syntax`, ...), for tests and tooling.
-    pub code: &'static str,
+    pub code: std::borrow::Cow<'static, str>,
     /// What is wrong, in one sentence.
     pub message: String,
     /// The file, as the user would type it (the source root joined with the logical path).
@@ -62,7 +64,7 @@ impl Diagnostic {
     ) -> Self {
         Diagnostic {
             severity,
-            code,
+            code: code.into(),
             message: message.into(),
             path: path.into(),
             line: 0,

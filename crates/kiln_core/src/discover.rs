@@ -11,6 +11,7 @@ use rayon::prelude::*;
 
 use crate::asset::{Asset, AssetId, AssetKind};
 use crate::config::Config;
+use crate::index::{FileIndex, Stamp};
 
 /// The source files of a build, sorted by logical path; `assets[i].id == AssetId(i)`.
 #[derive(Debug, Default)]
@@ -42,8 +43,19 @@ pub enum DiscoverError {
     NonUtf8Name(PathBuf),
 }
 
-/// Walks `config.src`, skipping `config.exclude` and the output folder if it sits inside `src`.
+/// Walks `config.src`, skipping `config.exclude` and the output and cache folders if they sit
+/// inside `src`, and reads every file (see [`discover_with`] to skip unchanged ones).
 pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
+    discover_with(config, None, &|_, _| false)
+}
+
+/// Like [`discover`], but a file for which `may_skip(logical, kind)` holds and whose size and
+/// modification time match `index` is not read: its asset carries the index's facts instead.
+pub fn discover_with(
+    config: &Config,
+    index: Option<&FileIndex>,
+    may_skip: &(dyn Fn(&str, AssetKind) -> bool + Sync),
+) -> Result<Discovered, DiscoverError> {
     let root = &config.src;
     if !root.is_dir() {
         return Err(DiscoverError::MissingRoot(root.clone()));
@@ -54,7 +66,7 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
         }
     }
     let excludes = Excludes::new(&config.exclude);
-    let skip_dirs: Vec<PathBuf> = [&config.out]
+    let skip_dirs: Vec<PathBuf> = [&config.out, &config.cache.dir]
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
         .collect();
@@ -99,18 +111,33 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
         .into_par_iter()
         .enumerate()
         .map(|(i, (logical, path))| {
-            let bytes = std::fs::read(&path)
-                .map_err(|source| DiscoverError::Io {
-                    path: path.clone(),
-                    source,
-                })?
-                .into();
+            let io = |source| DiscoverError::Io {
+                path: path.clone(),
+                source,
+            };
+            let kind = AssetKind::from_path(&logical);
+            let stamp = std::fs::metadata(&path).map_err(io)?;
+            let stamp = Stamp::of(&stamp);
+            let known = match (index, stamp) {
+                (Some(index), Some(stamp)) if may_skip(&logical, kind) => {
+                    std::path::absolute(&path)
+                        .ok()
+                        .and_then(|abs| index.get(&abs, stamp).cloned())
+                }
+                _ => None,
+            };
+            let bytes = match known {
+                Some(_) => bytes::Bytes::new(),
+                None => std::fs::read(&path).map_err(io)?.into(),
+            };
             Ok(Asset {
                 id: AssetId(i as u32),
-                kind: AssetKind::from_path(&logical),
+                kind,
                 logical,
                 path,
                 bytes,
+                stamp,
+                known,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -45,38 +45,92 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EmitError + '_ {
     }
 }
 
-/// Writes every asset and map of `linked` into `out`.
-pub fn emit(linked: &Linked, out: &Path) -> Result<Emitted, EmitError> {
-    let files: Vec<(&str, &[u8])> = linked
+/// Writes every asset and map of `linked` into `out`; with `unhashed`, also a copy of each
+/// output under its logical name (for development servers).
+pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, EmitError> {
+    // (path, content, fingerprinted): fingerprinted names are content hashes.
+    let copies = linked
+        .assets
+        .iter()
+        .filter(|_| unhashed)
+        .map(|a| (a.logical.as_str(), &a.output, false));
+    let files: Vec<(&str, Content<'_>, bool)> = linked
         .assets
         .iter()
         .flat_map(|a| std::iter::once(&a.output).chain(a.map.as_ref()))
-        .flat_map(|f: &OutputFile| {
-            std::iter::once((f.path.as_str(), &f.bytes[..]))
-                .chain(f.encodings.iter().map(|e| (e.path.as_str(), &e.bytes[..])))
+        .map(|f| (f.path.as_str(), f, true))
+        .chain(copies)
+        .flat_map(|(name, f, fingerprinted)| {
+            std::iter::once((name, Content::of(f), fingerprinted)).chain(
+                f.encodings
+                    .iter()
+                    .filter(move |_| fingerprinted)
+                    .map(|e| (e.path.as_str(), Content::Bytes(&e.bytes), true)),
+            )
         })
         .collect();
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let written: Vec<bool> = files
         .par_iter()
-        .map(|(name, bytes)| {
+        .map(|&(name, content, fingerprinted)| {
             let path = out.join(name);
-            // Names are content hashes and every write is atomic, so a file of that name and
-            // size is this file: skip it without reading it back.
-            if std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
-            {
+            let same = if fingerprinted {
+                // Names are content hashes and every write is atomic, so a file of that name and
+                // size is this file: skip it without reading it back.
+                std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() == content.size())
+            } else {
+                std::fs::metadata(&path).is_ok_and(|m| m.len() == content.size())
+                    && content
+                        .bytes()
+                        .is_ok_and(|b| std::fs::read(&path).is_ok_and(|old| old == *b))
+            };
+            if same {
                 return Ok(false);
             }
-            write_atomic(&path, bytes).map_err(io_err(&path))?;
+            let bytes = content.bytes().map_err(io_err(&path))?;
+            write_atomic(&path, &bytes).map_err(io_err(&path))?;
             Ok(true)
         })
         .collect::<Result<_, EmitError>>()?;
-    let mut names: Vec<String> = files.iter().map(|(name, _)| (*name).to_owned()).collect();
+    let mut names: Vec<String> = files
+        .iter()
+        .map(|(name, _, _)| (*name).to_owned())
+        .collect();
     names.sort();
     Ok(Emitted {
         files: names,
         written: written.into_iter().filter(|w| *w).count(),
     })
+}
+
+/// An output's content: bytes in memory, or an unchanged source file to copy.
+#[derive(Clone, Copy)]
+enum Content<'a> {
+    Bytes(&'a [u8]),
+    Copy(&'a Path, u64),
+}
+
+impl<'a> Content<'a> {
+    fn of(f: &'a OutputFile) -> Self {
+        match &f.copy_of {
+            Some((path, len)) => Content::Copy(path, *len),
+            None => Content::Bytes(&f.bytes),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Content::Bytes(b) => b.len() as u64,
+            Content::Copy(_, len) => *len,
+        }
+    }
+
+    fn bytes(&self) -> std::io::Result<std::borrow::Cow<'a, [u8]>> {
+        match self {
+            Content::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
+            Content::Copy(path, _) => std::fs::read(path).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

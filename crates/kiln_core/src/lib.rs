@@ -15,12 +15,14 @@
 //! This crate does no minification or image work itself and has no CLI concerns.
 
 pub mod asset;
+pub mod cache;
 pub mod compress;
 pub mod config;
 pub mod diagnostic;
 pub mod discover;
 pub mod emit;
 mod fsutil;
+pub mod index;
 pub mod link;
 pub mod manifest;
 pub mod pipeline;

@@ -36,8 +36,11 @@ use crate::url::{self, Specifier};
 pub struct OutputFile {
     /// POSIX path relative to the output folder: `css/app.0123456789ab.css`.
     pub path: String,
-    /// Final contents.
+    /// Final contents; empty when `copy_of` is set.
     pub bytes: bytes::Bytes,
+    /// An unchanged source file kiln did not read: emit copies it from there when the output
+    /// does not exist yet. Holds the path and the size.
+    pub copy_of: Option<(std::path::PathBuf, u64)>,
     /// Precompressed siblings (filled by [`compress`](crate::compress)).
     pub encodings: Vec<crate::compress::Encoded>,
 }
@@ -72,6 +75,15 @@ pub struct Linked {
     pub assets: Vec<LinkedAsset>,
     /// Transform and link diagnostics, sorted by path and position.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+impl OutputFile {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.copy_of
+            .as_ref()
+            .map_or(self.bytes.len() as u64, |(_, len)| *len)
+    }
 }
 
 impl Linked {
@@ -111,7 +123,11 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
         };
     }
 
-    let isolated: Vec<blake3::Hash> = outputs.par_iter().map(isolated_hash).collect();
+    let isolated: Vec<blake3::Hash> = assets
+        .par_iter()
+        .zip(outputs.par_iter())
+        .map(|(a, o)| isolated_hash(a, o))
+        .collect();
     let names = final_names(&assets, &outputs, &targets, &isolated, config.hash_length);
 
     if let Some(d) = name_collision(&assets, &names) {
@@ -280,11 +296,20 @@ impl Diagnostic {
     }
 }
 
-fn isolated_hash(output: &TransformOutput) -> blake3::Hash {
+/// Over the BLAKE3 of the output's bytes, so a file the index let kiln skip reading (whose hash
+/// is known) hashes exactly as if it had been read.
+fn isolated_hash(asset: &Asset, output: &TransformOutput) -> blake3::Hash {
+    let (len, content) = match &asset.known {
+        Some(k) => (
+            k.stamp.size,
+            blake3::Hash::from_hex(&k.blake3).unwrap_or_else(|_| blake3::hash(&output.bytes)),
+        ),
+        None => (output.bytes.len() as u64, blake3::hash(&output.bytes)),
+    };
     let mut h = blake3::Hasher::new();
-    h.update(b"kiln isolated v1\0");
-    h.update(&(output.bytes.len() as u64).to_le_bytes());
-    h.update(&output.bytes);
+    h.update(b"kiln isolated v2\0");
+    h.update(&len.to_le_bytes());
+    h.update(content.as_bytes());
     if let Some(map) = &output.source_map {
         h.update(b"\0map\0");
         h.update(map.as_bytes());
@@ -507,22 +532,30 @@ fn substitute(
             Some(OutputFile {
                 path: map_path,
                 bytes: map_bytes.into(),
+                copy_of: None,
                 encodings: Vec::new(),
             })
         }
         _ => None,
     };
-    let integrity = format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
-    );
+    let integrity = match &asset.known {
+        Some(k) => k.integrity.clone(),
+        None => format!(
+            "sha384-{}",
+            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
+        ),
+    };
     Ok(LinkedAsset {
         logical: asset.logical.clone(),
         content_type: content_type(&asset.logical),
-        source_size: asset.bytes.len() as u64,
+        source_size: asset.size(),
         output: OutputFile {
             path: name,
             bytes,
+            copy_of: asset
+                .known
+                .as_ref()
+                .map(|k| (asset.path.clone(), k.stamp.size)),
             encodings: Vec::new(),
         },
         map,

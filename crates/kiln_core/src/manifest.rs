@@ -83,7 +83,7 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                     a.logical.as_str(),
                     AssetEntry {
                         file: &a.output.path,
-                        size: a.output.bytes.len() as u64,
+                        size: a.output.size(),
                         source_size: a.source_size,
                         integrity: &a.integrity,
                         content_type: &a.content_type,
@@ -92,7 +92,7 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                         dynamic_imports: &a.dynamic_imports,
                         map: a.map.as_ref().map(|m| FileEntry {
                             file: &m.path,
-                            size: m.bytes.len() as u64,
+                            size: m.size(),
                         }),
                         encodings: a
                             .output

@@ -8,8 +8,15 @@ use std::time::{Duration, Instant};
 use crate::compress::{CompressStats, compress};
 use crate::config::{Config, ConfigError};
 use crate::diagnostic::Diagnostic;
-use crate::discover::{DiscoverError, discover};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use rayon::prelude::*;
+
+use crate::compress::compressible;
+use crate::discover::{DiscoverError, discover_with};
 use crate::emit::{EmitError, emit, retire_old_builds};
+use crate::index::{FileIndex, Known, Stamp};
 use crate::link::link;
 use crate::manifest::write_manifests;
 use crate::transform::{Transformer, transform};
@@ -40,6 +47,8 @@ pub struct BuildReport {
     pub transformed_bytes: (u64, u64),
     /// What precompression did.
     pub compressed: CompressStats,
+    /// Cache hits and misses (all zero without a cache).
+    pub cache: crate::cache::CacheStats,
     /// Output files written (the rest were already in place).
     pub written: usize,
     /// Manifest files that changed.
@@ -109,13 +118,64 @@ fn run(
         clock = now;
     };
 
-    let discovered = discover(config)?;
+    let cache = if config.cache.enabled {
+        crate::cache::Cache::open(
+            &config.cache.dir,
+            config.cache.max_size_mb.saturating_mul(1 << 20),
+        )
+        .ok()
+    } else {
+        None
+    };
+    let mut index = cache.as_ref().map(|_| FileIndex::load(&config.cache.dir));
+    // Only files nothing reads (no transformer, no compression) may be skipped when unchanged.
+    let may_skip = |logical: &str, kind| {
+        !transformers.iter().any(|t| t.accepts(kind))
+            && (config.compress.formats.is_empty() || !compressible(logical))
+    };
+    let discovered = discover_with(config, index.as_ref(), &may_skip)?;
     lap("discover", &mut timings);
     let files = discovered.assets.len();
-    let bytes_in = discovered.assets.iter().map(|a| a.bytes.len() as u64).sum();
+    let bytes_in = discovered.assets.iter().map(|a| a.size()).sum();
+    // Facts to remember of the skippable files read this time (their SRI comes from link).
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let to_index: Vec<(usize, PathBuf, Stamp, blake3::Hash)> = match &index {
+        Some(_) => discovered
+            .assets
+            .par_iter()
+            .enumerate()
+            .filter(|(_, a)| a.known.is_none() && may_skip(&a.logical, a.kind))
+            // A file modified in the last moments could change again within the same timestamp
+            // tick: leave it out, it is read next time ("racily clean", as git calls it).
+            .filter(|(_, a)| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
+            .filter_map(|(i, a)| {
+                Some((
+                    i,
+                    std::path::absolute(&a.path).ok()?,
+                    a.stamp?,
+                    blake3::hash(&a.bytes),
+                ))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let present: HashSet<String> = discovered
+        .assets
+        .iter()
+        .filter_map(|a| {
+            std::path::absolute(&a.path)
+                .ok()?
+                .to_str()
+                .map(str::to_owned)
+        })
+        .collect();
 
     progress.start(files);
-    let transformed = transform(discovered, config, transformers, &|| progress.advance());
+    let transformed = transform(discovered, config, transformers, cache.as_ref(), &|| {
+        progress.advance()
+    });
     progress.finish();
     lap("transform", &mut timings);
 
@@ -124,10 +184,25 @@ fn run(
     if linked.failed() {
         return Err(BuildError::Diagnostics(linked.diagnostics));
     }
-    let compressed = compress(&mut linked, &config.compress);
+    if let Some(index) = index.as_mut() {
+        for (i, path, stamp, hash) in to_index {
+            let integrity = linked.assets[i].integrity.clone();
+            index.insert(
+                &path,
+                Known {
+                    stamp,
+                    blake3: hash.to_hex().to_string(),
+                    integrity,
+                },
+            );
+        }
+        index.retain(&present);
+        index.save();
+    }
+    let compressed = compress(&mut linked, &config.compress, cache.as_ref());
     lap("compress", &mut timings);
 
-    let emitted = emit(&linked, &config.out)?;
+    let emitted = emit(&linked, &config.out, config.unhashed)?;
     lap("emit", &mut timings);
     let manifests_written = write_manifests(&linked, config, &config.out)?;
     let removed = retire_old_builds(&config.out, &emitted, config.keep_builds)?;
@@ -136,19 +211,20 @@ fn run(
     Ok(BuildReport {
         files,
         bytes_in,
-        bytes_out: linked
-            .assets
-            .iter()
-            .map(|a| a.output.bytes.len() as u64)
-            .sum(),
+        bytes_out: linked.assets.iter().map(|a| a.output.size()).sum(),
         transformed_bytes: linked
             .assets
             .iter()
             .filter(|a| a.map.is_some())
-            .fold((0, 0), |(i, o), a| {
-                (i + a.source_size, o + a.output.bytes.len() as u64)
-            }),
+            .fold((0, 0), |(i, o), a| (i + a.source_size, o + a.output.size())),
         compressed,
+        cache: cache
+            .as_ref()
+            .map(|c| {
+                c.evict();
+                c.stats()
+            })
+            .unwrap_or_default(),
         written: emitted.written,
         manifests_written,
         removed: removed.len(),

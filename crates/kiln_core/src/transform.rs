@@ -8,12 +8,13 @@
 use rayon::prelude::*;
 
 use crate::asset::{Asset, AssetKind};
+use crate::cache::Cache;
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::discover::Discovered;
 
 /// How a placeholder sits in the output, so the link stage can serialise the final URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum RefSyntax {
     /// The placeholder is a double-quoted CSS string inside `url(...)`, quotes included: the link
@@ -29,7 +30,7 @@ pub enum RefSyntax {
 }
 
 /// What a reference means, for manifests (`imports` and `dynamic_imports`, like Vite's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum RefKind {
     /// A static dependency: CSS `@import`, JS `import`/`export ... from`.
@@ -41,7 +42,7 @@ pub enum RefKind {
 }
 
 /// A reference from one asset to another (or to something outside the build), found by a transformer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reference {
     /// The exact text in the output that stands for the URL.
     pub placeholder: String,
@@ -65,7 +66,7 @@ pub struct Reference {
 }
 
 /// Whether a `sourceMappingURL` comment is appended, and in which comment syntax.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MapComment {
     /// `/*# sourceMappingURL=... */`
     Css,
@@ -75,7 +76,7 @@ pub enum MapComment {
 
 /// The unit a source map's generated columns are counted in. The map's producer decides, and
 /// the link stage must shift columns in the same unit (lightningcss counts bytes, swc UTF-16).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Columns {
     /// UTF-16 code units, as the source map spec and browsers count.
     #[default]
@@ -119,6 +120,9 @@ pub struct TransformOutput {
     pub map_comment: Option<MapComment>,
     /// The unit of the map's generated columns.
     pub map_columns: Columns,
+    /// Logical paths of the other assets the transformer read (inlined `@import`s, an input
+    /// source map): the cache checks their contents too before reusing this output.
+    pub dependencies: Vec<String>,
     /// Problems found; any error fails the asset.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -163,9 +167,22 @@ pub fn transform(
     discovered: Discovered,
     config: &Config,
     transformers: &[&dyn Transformer],
+    cache: Option<&Cache>,
     on_done: &(dyn Fn() + Sync),
 ) -> Transformed {
     let assets = discovered.assets;
+    // Content hashes, for cache keys and for checking cached outputs' dependencies.
+    let content: Vec<blake3::Hash> = match cache {
+        Some(_) => assets.par_iter().map(|a| blake3::hash(&a.bytes)).collect(),
+        None => Vec::new(),
+    };
+    let content_of = |logical: &str| -> Option<blake3::Hash> {
+        let i = assets
+            .binary_search_by(|a| a.logical.as_str().cmp(logical))
+            .ok()?;
+        content.get(i).copied()
+    };
+    let fingerprint = config.transform_fingerprint();
     // Largest first, one task per asset: a big file started last would leave the other cores
     // idle at the end of the stage. Results are put back in asset order.
     let mut order: Vec<usize> = (0..assets.len()).collect();
@@ -180,9 +197,33 @@ pub fn transform(
                 all: &assets,
                 config,
             };
-            let out = match transformers.iter().find(|t| t.accepts(asset.kind)) {
-                Some(t) => run_guarded(*t, &input),
-                None => TransformOutput::passthrough(asset),
+            let out = match (transformers.iter().find(|t| t.accepts(asset.kind)), cache) {
+                (Some(t), Some(cache)) => {
+                    let mut key = blake3::Hasher::new();
+                    key.update(b"kiln transform\0");
+                    key.update(crate::VERSION.as_bytes());
+                    key.update(t.name().as_bytes());
+                    key.update(fingerprint.as_bytes());
+                    key.update(asset.logical.as_bytes());
+                    key.update(b"\0");
+                    key.update(content[i].as_bytes());
+                    let key = key.finalize();
+                    let cached = cache
+                        .get("transform", &key)
+                        .and_then(|payload| crate::cache::decode_transform(payload, content_of));
+                    cached.unwrap_or_else(|| {
+                        let out = run_guarded(*t, &input);
+                        if !out.failed() {
+                            if let Some(payload) = crate::cache::encode_transform(&out, content_of)
+                            {
+                                cache.put("transform", &key, &payload);
+                            }
+                        }
+                        out
+                    })
+                }
+                (Some(t), None) => run_guarded(*t, &input),
+                (None, _) => TransformOutput::passthrough(asset),
             };
             on_done();
             (i, out)

@@ -89,6 +89,7 @@ impl Transformer for CssTransformer {
         let provider = MemoryProvider {
             input,
             entry: &text,
+            read: std::sync::Mutex::new(Vec::new()),
         };
         let warnings = Arc::new(RwLock::new(Vec::new()));
         let parser_options = || ParserOptions {
@@ -136,7 +137,7 @@ impl Transformer for CssTransformer {
                 w.kind.to_string(),
             );
             d.severity = kiln_core::Severity::Warning;
-            d.code = "css-recovered";
+            d.code = "css-recovered".into();
             d.help = Some("the invalid rule or declaration was dropped from the output".to_owned());
             out.diagnostics.push(d);
         }
@@ -225,6 +226,10 @@ impl Transformer for CssTransformer {
         }
         let code = replace_placeholders(&printed.code, &ours);
         out.bytes = code.into_bytes().into();
+        let mut dependencies = provider.read.lock().map(|r| r.clone()).unwrap_or_default();
+        dependencies.sort();
+        dependencies.dedup();
+        out.dependencies = dependencies;
         if let Some(mut map) = source_map {
             match map.to_json(None) {
                 Ok(json) => {
@@ -322,6 +327,8 @@ struct MemoryProvider<'a> {
     input: &'a TransformInput<'a>,
     /// The entry file's decoded text (it may have needed `@charset` decoding).
     entry: &'a str,
+    /// The other files it served (the output depends on them, for the cache).
+    read: std::sync::Mutex<Vec<String>>,
 }
 
 /// An `@import` the bundler could not follow.
@@ -343,6 +350,9 @@ impl SourceProvider for MemoryProvider<'_> {
         let logical = file.to_str().unwrap_or_default();
         if logical == self.input.asset.logical {
             return Ok(self.entry);
+        }
+        if let Ok(mut read) = self.read.lock() {
+            read.push(logical.to_owned());
         }
         let asset = self
             .input

@@ -189,7 +189,12 @@ impl JsTransformer {
             return out;
         }
 
-        let input_map = self.input_source_map(input, &comments, &mut out.diagnostics);
+        let input_map = self.input_source_map(
+            input,
+            &comments,
+            &mut out.diagnostics,
+            &mut out.dependencies,
+        );
         let salt = placeholder_salt(&asset.logical);
         let mut collector = refs::RefCollector {
             cm: cm.clone(),
@@ -306,6 +311,7 @@ impl JsTransformer {
         input: &TransformInput<'_>,
         comments: &SingleThreadedComments,
         diagnostics: &mut Vec<Diagnostic>,
+        dependencies: &mut Vec<String>,
     ) -> Option<swc_sourcemap::SourceMap> {
         if !self.source_maps {
             return None;
@@ -320,7 +326,10 @@ impl JsTransformer {
                 Specifier::Internal {
                     logical: target, ..
                 } => match input.lookup(&target) {
-                    Some(map) => (map.bytes.clone(), target),
+                    Some(map) => {
+                        dependencies.push(target.clone());
+                        (map.bytes.clone(), target)
+                    }
                     None => {
                         diagnostics.push(Diagnostic::warning(
                             "missing-source-map",
@@ -546,16 +555,10 @@ impl SourceMapGenConfig for MapConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kiln_core::{Asset, AssetId, RefKind};
+    use kiln_core::{Asset, RefKind};
 
     fn run(logical: &str, code: &str, config: Config) -> TransformOutput {
-        let asset = Asset {
-            id: AssetId(0),
-            logical: logical.to_owned(),
-            path: logical.into(),
-            kind: AssetKind::Js,
-            bytes: code.as_bytes().to_vec().into(),
-        };
+        let asset = Asset::from_bytes(logical, code.as_bytes().to_vec());
         let all = [asset];
         let t = JsTransformer::new(&config).unwrap();
         t.transform(&TransformInput {
@@ -647,7 +650,10 @@ mod tests {
         let out = run("a.js", "const n = 'x';\nimport(n);\n", Config::default());
         assert!(out.references.is_empty());
         let w = &out.diagnostics[0];
-        assert_eq!((w.code, w.line, w.column), ("computed-specifier", 2, 8));
+        assert_eq!(
+            (w.code.as_ref(), w.line, w.column),
+            ("computed-specifier", 2, 8)
+        );
     }
 
     #[test]
@@ -701,18 +707,12 @@ mod tests {
 #[cfg(test)]
 mod unminified {
     use super::*;
-    use kiln_core::{Asset, AssetId, RefSyntax};
+    use kiln_core::{Asset, RefSyntax};
 
     fn run(code: &str) -> TransformOutput {
         let mut config = Config::default();
         config.minify = false;
-        let asset = Asset {
-            id: AssetId(0),
-            logical: "js/a.js".into(),
-            path: "js/a.js".into(),
-            kind: AssetKind::Js,
-            bytes: code.as_bytes().to_vec().into(),
-        };
+        let asset = Asset::from_bytes("js/a.js", code.as_bytes().to_vec());
         let all = [asset];
         JsTransformer::new(&config)
             .unwrap()

@@ -1,0 +1,269 @@
+//! The persistent, content-addressed build cache (`.kiln-cache/` by default).
+//!
+//! Owns: where entries live (`<dir>/v1/<namespace>/<2 hex>/<62 hex>`), their integrity (every
+//! entry ends with the BLAKE3 of its payload; a corrupt or truncated entry is a miss and is
+//! deleted, never a wrong output), atomic writes, least-recently-used eviction under a size limit
+//! (reads touch an entry's modification time), and the two kinds of entries the pipeline stores:
+//! transform outputs (keyed by kiln's version, the transformer, the options that affect it, the
+//! file's logical path and content; they record the other files they read, which are checked
+//! too) and precompressed siblings (keyed by content, encoding and level). Reference resolution
+//! and hashing are never cached: they are redone on every build, and they are cheap.
+//!
+//! The cache is best-effort: a failure to read or write it never fails a build.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Diagnostic;
+use crate::transform::{Columns, MapComment, Reference, TransformOutput};
+
+const MAGIC: &[u8; 8] = b"KILNC001";
+const LAYOUT: &str = "v1";
+
+/// An open cache folder.
+#[derive(Debug)]
+pub struct Cache {
+    root: PathBuf,
+    max_size: u64,
+    hits: AtomicUsize,
+    misses: AtomicUsize,
+}
+
+/// Hits and misses of one build.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Entries found and valid.
+    pub hits: usize,
+    /// Entries missing or invalid (and so recomputed).
+    pub misses: usize,
+}
+
+impl Cache {
+    /// Opens (creating) the cache at `dir`, evicting beyond `max_size` bytes.
+    pub fn open(dir: &Path, max_size: u64) -> std::io::Result<Cache> {
+        let root = dir.join(LAYOUT);
+        std::fs::create_dir_all(&root)?;
+        // Tools that index folders (git, editors) should skip it.
+        let tag = dir.join("CACHEDIR.TAG");
+        if !tag.exists() {
+            let _ = std::fs::write(
+                &tag,
+                "Signature: 8a477f597d28d172789f06886806bc55\n# kiln's build cache; safe to delete.\n",
+            );
+        }
+        Ok(Cache {
+            root,
+            max_size,
+            hits: AtomicUsize::new(0),
+            misses: AtomicUsize::new(0),
+        })
+    }
+
+    /// Deletes every entry under `dir`.
+    pub fn clean(dir: &Path) -> std::io::Result<()> {
+        match std::fs::remove_dir_all(dir.join(LAYOUT)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+        }
+    }
+
+    fn path(&self, namespace: &str, key: &blake3::Hash) -> PathBuf {
+        let hex = key.to_hex();
+        self.root.join(namespace).join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The verified payload stored under `key`, if any.
+    pub fn get(&self, namespace: &str, key: &blake3::Hash) -> Option<Vec<u8>> {
+        let path = self.path(namespace, key);
+        let found = std::fs::read(&path).ok().and_then(|data| {
+            let body = data.strip_prefix(MAGIC)?;
+            let (payload, sum) = body.split_at_checked(body.len().checked_sub(32)?)?;
+            if blake3::hash(payload).as_bytes() != sum {
+                // Corrupt or truncated: never trust it, and make room for a good one.
+                let _ = std::fs::remove_file(&path);
+                return None;
+            }
+            Some(payload.to_vec())
+        });
+        match found {
+            Some(payload) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                // Recently used: eviction goes by modification time.
+                if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+                    let _ = f.set_modified(std::time::SystemTime::now());
+                }
+                Some(payload)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Stores `payload` under `key` (atomically; errors are ignored, the cache is best-effort).
+    pub fn put(&self, namespace: &str, key: &blake3::Hash, payload: &[u8]) {
+        let mut data = Vec::with_capacity(payload.len() + 40);
+        data.extend_from_slice(MAGIC);
+        data.extend_from_slice(payload);
+        data.extend_from_slice(blake3::hash(payload).as_bytes());
+        let _ = crate::fsutil::write_atomic(&self.path(namespace, key), &data);
+    }
+
+    /// Deletes the least recently used entries until the cache is under its size limit. Returns
+    /// how many bytes were freed.
+    pub fn evict(&self) -> u64 {
+        let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> =
+            walkdir::WalkDir::new(&self.root)
+                .into_iter()
+                .filter_map(Result::ok)
+                .filter(|e| e.file_type().is_file())
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((m.modified().ok()?, m.len(), e.into_path()))
+                })
+                .collect();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        if total <= self.max_size {
+            return 0;
+        }
+        entries.sort();
+        let mut freed = 0;
+        for (_, len, path) in entries {
+            if total <= self.max_size {
+                break;
+            }
+            if std::fs::remove_file(&path).is_ok() {
+                total -= len;
+                freed += len;
+            }
+        }
+        freed
+    }
+}
+
+/// The metadata of a cached transform output; the output bytes follow it in the entry.
+#[derive(Serialize, Deserialize)]
+struct TransformMeta {
+    references: Vec<Reference>,
+    source_map: Option<String>,
+    map_comment: Option<MapComment>,
+    map_columns: Columns,
+    diagnostics: Vec<Diagnostic>,
+    /// (logical path, BLAKE3 hex of its content) of every other file the transform read.
+    dependencies: Vec<(String, String)>,
+}
+
+/// Encodes a (successful) transform output; `content_of` gives the current content hash of a
+/// dependency.
+pub(crate) fn encode_transform(
+    out: &TransformOutput,
+    content_of: impl Fn(&str) -> Option<blake3::Hash>,
+) -> Option<Vec<u8>> {
+    let dependencies = out
+        .dependencies
+        .iter()
+        .map(|d| Some((d.clone(), content_of(d)?.to_hex().to_string())))
+        .collect::<Option<Vec<_>>>()?;
+    let meta = TransformMeta {
+        references: out.references.clone(),
+        source_map: out.source_map.clone(),
+        map_comment: out.map_comment,
+        map_columns: out.map_columns,
+        diagnostics: out.diagnostics.clone(),
+        dependencies,
+    };
+    let meta = serde_json::to_vec(&meta).ok()?;
+    let mut payload = Vec::with_capacity(meta.len() + out.bytes.len() + 8);
+    payload.extend_from_slice(&(meta.len() as u64).to_le_bytes());
+    payload.extend_from_slice(&meta);
+    payload.extend_from_slice(&out.bytes);
+    Some(payload)
+}
+
+/// Decodes a cached transform output, or None if it is malformed or a dependency changed.
+pub(crate) fn decode_transform(
+    payload: Vec<u8>,
+    content_of: impl Fn(&str) -> Option<blake3::Hash>,
+) -> Option<TransformOutput> {
+    let len = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?) as usize;
+    let meta: TransformMeta =
+        serde_json::from_slice(payload.get(8..8usize.checked_add(len)?)?).ok()?;
+    for (logical, hex) in &meta.dependencies {
+        if content_of(logical)?.to_hex().as_str() != hex {
+            return None;
+        }
+    }
+    let mut payload = payload;
+    let bytes = payload.split_off(8 + len);
+    Some(TransformOutput {
+        bytes: bytes.into(),
+        references: meta.references,
+        source_map: meta.source_map,
+        map_comment: meta.map_comment,
+        map_columns: meta.map_columns,
+        diagnostics: meta.diagnostics,
+        dependencies: meta.dependencies.into_iter().map(|(l, _)| l).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_round_trip_and_corruption_is_a_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), u64::MAX).unwrap();
+        let key = blake3::hash(b"key");
+        cache.put("t", &key, b"payload");
+        assert_eq!(cache.get("t", &key).as_deref(), Some(&b"payload"[..]));
+
+        let path = cache.path("t", &key);
+        let mut data = std::fs::read(&path).unwrap();
+        let at = MAGIC.len() + 2;
+        data[at] ^= 1;
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(cache.get("t", &key), None, "a flipped byte is detected");
+        assert!(!path.exists(), "and the bad entry is removed");
+
+        cache.put("t", &key, b"payload");
+        std::fs::write(&path, &std::fs::read(&path).unwrap()[..10]).unwrap();
+        assert_eq!(cache.get("t", &key), None, "a truncated entry is a miss");
+        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path(), 2 * (MAGIC.len() as u64 + 100 + 32)).unwrap();
+        let keys: Vec<_> = (0..3u8).map(|i| blake3::hash(&[i])).collect();
+        for (i, k) in keys.iter().enumerate() {
+            cache.put("t", k, &[i as u8; 100]);
+            let old =
+                std::time::SystemTime::now() - std::time::Duration::from_secs(100 - i as u64 * 10);
+            std::fs::File::options()
+                .append(true)
+                .open(cache.path("t", k))
+                .unwrap()
+                .set_modified(old)
+                .unwrap();
+        }
+        assert!(cache.evict() > 0);
+        assert!(
+            cache.get("t", &keys[0]).is_none(),
+            "the oldest entry went first"
+        );
+        assert!(cache.get("t", &keys[2]).is_some());
+    }
+}
