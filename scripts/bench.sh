@@ -98,6 +98,7 @@ files_of() { find "$CORPUS" -type f \( -name '*.css' -o -name '*.js' -o -name '*
 CODE_FILES=$(files_of | wc -l)
 TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
 
+# Tasks 1-3 compare like with like: kiln runs cold (--no-cache), as the peers have no cache.
 # 1. Hash + rewrite only (no minification), vs Django's ManifestStaticFilesStorage.
 cat > "$WORK/kiln-hash.toml" <<TOML
 src = "$CORPUS"
@@ -109,7 +110,7 @@ formats = ["django"]
 formats = []
 TOML
 prep() { rm -rf "$OUTS/kiln-hash"; }
-measure hash.kiln "$KILN" build -q --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
+measure hash.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
 prep() { rm -rf "$OUTS/django-hash"; }
 measure hash.django env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/django-hash" \
   KILN_BENCH_STORAGE=django.contrib.staticfiles.storage.ManifestStaticFilesStorage PYTHONPATH="$WORK" \
@@ -119,7 +120,7 @@ measure hash.django env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$COR
 #    (Brotli 11 through the `brotli` package, gzip 9 through zlib).
 sed -e '/^\[compress\]/,$d' "$WORK/kiln-hash.toml" > "$WORK/kiln-compress.toml"
 prep() { rm -rf "$OUTS/kiln-compress"; }
-measure compress.kiln "$KILN" build -q --config "$WORK/kiln-compress.toml" --out "$OUTS/kiln-compress"
+measure compress.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-compress.toml" --out "$OUTS/kiln-compress"
 prep() { rm -rf "$OUTS/whitenoise"; }
 measure compress.whitenoise env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/whitenoise" \
   KILN_BENCH_STORAGE=whitenoise.storage.CompressedManifestStaticFilesStorage PYTHONPATH="$WORK" \
@@ -137,7 +138,7 @@ formats = ["kiln"]
 formats = []
 TOML
 prep() { rm -rf "$OUTS/kiln-code"; }
-measure code.kiln "$KILN" build -q --config "$WORK/kiln-code.toml" --out "$OUTS/kiln-code"
+measure code.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-code.toml" --out "$OUTS/kiln-code"
 prep() { rm -rf "$OUTS/esbuild"; }
 measure code.esbuild bash -c "cd '$CORPUS' && '$PEERS/node_modules/.bin/esbuild' --minify --sourcemap --log-level=error \
   --outdir='$OUTS/esbuild' --outbase=. --entry-names='[dir]/[name]-[hash]' --loader:.woff2=file --loader:.png=file \
@@ -147,10 +148,24 @@ measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS'
 prep() { rm -rf "$OUTS/terser"; }
 measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
 
-# 4. The whole build (every file), and a rebuild with nothing changed.
-prep() { rm -rf "$OUTS/kiln-all"; }
-measure all.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
-measure noop.kiln "$KILN" build -q --src "$CORPUS" --out "$OUTS/kiln-all"
+# 4. The whole build (every file) cold, then incremental builds with the persistent cache:
+#    nothing changed, one CSS file edited, one image edited. Edits go to a copy of the corpus.
+EDIT=$WORK/corpus-edit
+rm -rf "$EDIT" && cp -a "$CORPUS" "$EDIT"
+cat > "$WORK/kiln-all.toml" <<TOML
+src = "$EDIT"
+[cache]
+dir = "$WORK/cache"
+TOML
+prep() { rm -rf "$OUTS/kiln-all" "$WORK/cache"; }
+measure all.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
+measure noop.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
+EDIT_N=0
+prep() { EDIT_N=$((EDIT_N + 1)); printf '\n.kiln-bench-%s { color: red }\n' "$EDIT_N" >> "$EDIT/vendor/bootstrap/css/bootstrap.css"; }
+measure css-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
+IMAGE=$(find "$EDIT/img/photos" -name '*.jpg' | sort | head -1)
+prep() { printf 'kiln-bench' >> "$IMAGE"; }
+measure image-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
 
 # ------------------------------------------------------------------ report
 row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
@@ -161,11 +176,12 @@ row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
   printf '| %s | %s | %s | %.2f | %.2f | %d | %s | %s |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "${sz[1]}" "${sz[2]}"
 }
 erow() { # erow TASK TOOL FILES KEY OUTDIR: sizes of the .br and .gz siblings of fingerprinted files
-  local task=$1 tool=$2 files=$3 key=$4 dir=$5 wall cpu rss br gz
+  local task=$1 tool=$2 files=$3 key=$4 dir=$5 wall cpu rss br gz mbr mgz
   read -r wall cpu rss <<<"${RESULT[$key]}"
-  read -r br gz <<<"$(python3 "$WORK/sibling_sizes.py" "$dir")"
-  printf '| %s | %s | %s | %.2f | %.2f | %d | %s br | %s gz |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "$br" "$gz"
+  read -r br gz mbr mgz <<<"$(python3 "$WORK/sibling_sizes.py" "$dir")"
+  printf '| %s | %s | %s | %.2f | %.2f | %d | %s br (maps: %s) | %s gz (maps: %s) |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "$br" "$mbr" "$gz" "$mgz"
 }
+ratio2() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
 {
   echo "| task | tool | files | wall s | CPU s | peak RSS MiB | output bytes | gzip -9 bytes |"
@@ -178,8 +194,10 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
   row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
   row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
-  row "whole build" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
-  row "no-op rebuild" kiln "$TOTAL_FILES" noop.kiln -
+  row "whole build, cold" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
+  row "rebuild, nothing changed ($(ratio2 noop.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" noop.kiln -
+  row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
+  row "rebuild, one image edited ($(ratio2 image-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" image-edit.kiln -
   echo
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \

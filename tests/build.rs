@@ -358,17 +358,13 @@ fn outputs_are_readable_by_the_web_server() {
 fn absolute_static_paths_resolve_when_the_public_url_is_a_cdn() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    std::fs::create_dir_all(src.join("img")).unwrap();
-    std::fs::write(
-        src.join("img/a.svg"),
-        "<svg xmlns=\"http://www.w3.org/2000/svg\"/>",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("app.css"),
-        ".a { background: url(/static/img/a.svg) }",
-    )
-    .unwrap();
+    common::write_files(
+        &src,
+        &[
+            ("img/a.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"/>"),
+            ("app.css", ".a { background: url(/static/img/a.svg) }"),
+        ],
+    );
     let out = dir.path().join("out");
     Builder::new()
         .src(&src)

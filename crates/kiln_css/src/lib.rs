@@ -142,19 +142,17 @@ impl Transformer for CssTransformer {
             out.diagnostics.push(d);
         }
 
+        let fail = |loc: Option<&ErrorLocation>, message: String| {
+            diagnostic_at(input, loc, &asset.logical, &text, message)
+        };
         if self.minify {
             let options = MinifyOptions {
                 targets: self.targets,
                 ..MinifyOptions::default()
             };
             if let Err(e) = sheet.minify(options) {
-                out.diagnostics.push(diagnostic_at(
-                    input,
-                    e.loc.as_ref(),
-                    &asset.logical,
-                    &text,
-                    e.kind.to_string(),
-                ));
+                out.diagnostics
+                    .push(fail(e.loc.as_ref(), e.kind.to_string()));
                 return out;
             }
         }
@@ -171,13 +169,8 @@ impl Transformer for CssTransformer {
         let printed = match printed {
             Ok(p) => p,
             Err(e) => {
-                out.diagnostics.push(diagnostic_at(
-                    input,
-                    e.loc.as_ref(),
-                    &asset.logical,
-                    &text,
-                    e.kind.to_string(),
-                ));
+                out.diagnostics
+                    .push(fail(e.loc.as_ref(), e.kind.to_string()));
                 return out;
             }
         };
