@@ -99,16 +99,16 @@ impl Builder {
         &self.config
     }
 
-    /// Builds, then rebuilds on every change of the source folder (and of `config_file`) until
-    /// `stop` is set, reporting each build to `on_event`. See [`watch`](crate::watch).
+    /// Builds, then rebuilds on every change of the source folder (and of the config file, which
+    /// is reloaded) until `stop` is set, reporting each build to `on_event`. See [`watch`].
     #[cfg(feature = "watch")]
     pub fn watch(
         &self,
-        config_file: Option<&Path>,
+        config: Option<watch::ConfigSource<'_>>,
         stop: &std::sync::atomic::AtomicBool,
         on_event: impl FnMut(watch::WatchEvent<'_>),
     ) -> Result<(), watch::WatchError> {
-        watch::watch(self, config_file, stop, on_event)
+        watch::watch(self, config, stop, on_event)
     }
 
     /// Runs a build.

@@ -210,54 +210,56 @@ fn watch(args: BuildArgs) -> ExitCode {
         let default = PathBuf::from(kiln_core_config_file());
         default.is_file().then_some(default)
     });
+    // A changed kiln.toml is read again with the same flags applied on top.
+    let load = || load_config(&args);
+    let source = config_file
+        .as_deref()
+        .map(|file| kiln::watch::ConfigSource { file, load: &load });
     let styled = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let out = config.out.clone();
-    let result =
-        Builder::from_config(config.clone()).watch(config_file.as_deref(), &stop, |event| {
-            match event {
-                WatchEvent::Built {
-                    report,
-                    changed,
-                    elapsed,
-                } => {
-                    for w in &report.warnings {
-                        eprint!("{}", render(w, styled));
-                    }
-                    if changed.is_empty() {
-                        eprintln!("{}", summary(report, &config));
-                        eprintln!(
-                            "kiln: watching {} for changes (Ctrl-C to stop)",
-                            config.src.display()
-                        );
-                    } else {
-                        eprintln!(
-                            "kiln: rebuilt in {} ms after {}: {} files written",
-                            elapsed.as_millis(),
-                            describe(changed),
-                            report.written
-                        );
-                    }
-                }
-                WatchEvent::Failed { error, changed } => {
-                    match error {
-                        BuildError::Diagnostics(diagnostics) => {
-                            for d in diagnostics {
-                                eprint!("{}", render(d, styled));
-                            }
-                        }
-                        BuildError::Config(e) => eprintln!("{}", config_error_text(e)),
-                        e => eprintln!("kiln: error: {e}"),
-                    }
-                    eprintln!(
-                        "kiln: build failed after {}; {} keeps the last good build",
-                        describe(changed),
-                        out.display()
-                    );
-                }
-                _ => {}
+    let result = Builder::from_config(config.clone()).watch(source, &stop, |event| match event {
+        WatchEvent::Built {
+            report,
+            changed,
+            elapsed,
+        } => {
+            for w in &report.warnings {
+                eprint!("{}", render(w, styled));
             }
-        });
+            if changed.is_empty() {
+                eprintln!("{}", summary(report, &config));
+                eprintln!(
+                    "kiln: watching {} for changes (Ctrl-C to stop)",
+                    config.src.display()
+                );
+            } else {
+                eprintln!(
+                    "kiln: rebuilt in {} ms after {}: {} files written",
+                    elapsed.as_millis(),
+                    describe(changed),
+                    report.written
+                );
+            }
+        }
+        WatchEvent::Failed { error, changed } => {
+            match error {
+                BuildError::Diagnostics(diagnostics) => {
+                    for d in diagnostics {
+                        eprint!("{}", render(d, styled));
+                    }
+                }
+                BuildError::Config(e) => eprintln!("{}", config_error_text(e)),
+                e => eprintln!("kiln: error: {e}"),
+            }
+            eprintln!(
+                "kiln: build failed after {}; {} keeps the last good build",
+                describe(changed),
+                out.display()
+            );
+        }
+        _ => {}
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

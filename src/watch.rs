@@ -58,31 +58,45 @@ impl std::fmt::Display for WatchError {
     }
 }
 
-/// Watches `builder`'s source folder (and `config_file`, reloading it on change), rebuilding on
-/// every change until `stop` becomes true. The watch-mode settings (`[watch]`) are applied to
-/// the builder's config.
+/// Where the configuration comes from, so a change of it is noticed and reloaded: the file to
+/// watch, and how to load it (the CLI re-applies its flags; a library passes `Config::load`).
+pub struct ConfigSource<'a> {
+    /// The file to watch (`kiln.toml`).
+    pub file: &'a Path,
+    /// Reads it again.
+    pub load: &'a dyn Fn() -> Result<Config, ConfigError>,
+}
+
+/// Watches `builder`'s source folder (and the config file, reloading it on change), rebuilding on
+/// every change until `stop` becomes true. The watch-mode settings (`[watch]`) are applied.
 pub fn watch(
     builder: &Builder,
-    config_file: Option<&Path>,
+    config_source: Option<ConfigSource<'_>>,
     stop: &AtomicBool,
     mut on_event: impl FnMut(WatchEvent<'_>),
 ) -> Result<(), WatchError> {
-    let overrides = builder.config().clone();
-    let mut config = for_watching(overrides.clone());
+    let mut config = for_watching(builder.config().clone());
     let (tx, rx) = mpsc::channel::<DebounceEventResult>();
     let debounce = Duration::from_millis(config.watch.debounce_ms.max(10));
     let mut debouncer =
         new_debouncer(debounce, None, tx).map_err(|e| WatchError::Notify(e.to_string()))?;
+    let notify_err = |path: &Path, e: notify_debouncer_full::notify::Error| {
+        WatchError::Notify(format!("{}: {e}", path.display()))
+    };
     debouncer
         .watch(&config.src, RecursiveMode::Recursive)
-        .map_err(|e| WatchError::Notify(format!("{}: {e}", config.src.display())))?;
-    let config_file = config_file.map(absolute);
-    if let Some(file) = &config_file {
+        .map_err(|e| notify_err(&config.src, e))?;
+    let config_file = config_source.as_ref().map(|s| forms(s.file));
+    if let Some(source) = &config_source {
         // The folder, not the file: editors replace the file on save.
-        let dir = file.parent().unwrap_or(Path::new("."));
+        let dir = source
+            .file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         debouncer
             .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|e| WatchError::Notify(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| notify_err(dir, e))?;
     }
 
     let run = |config: &Config, changed: &[PathBuf], on_event: &mut dyn FnMut(WatchEvent<'_>)| {
@@ -105,44 +119,85 @@ pub fn watch(
         let Ok(result) = rx.recv_timeout(Duration::from_millis(50)) else {
             continue;
         };
-        let mut paths: Vec<PathBuf> = Vec::new();
         let mut batch = vec![result];
         // Whatever else arrived meanwhile belongs to the same rebuild.
         batch.extend(rx.try_iter());
-        for events in batch.into_iter().flatten() {
-            paths.extend(
-                events
-                    .into_iter()
-                    .filter(|e| changes_content(&e.event.kind))
-                    .flat_map(|e| e.event.paths),
-            );
+        let mut paths: Vec<PathBuf> = Vec::new();
+        // A watcher error or a queue overflow means changes may have been lost: rebuild anyway.
+        let mut rescan = false;
+        for result in batch {
+            match result {
+                Ok(events) => {
+                    for e in events {
+                        rescan |= e.event.need_rescan();
+                        if changes_content(&e.event.kind) {
+                            paths.extend(e.event.paths);
+                        }
+                    }
+                }
+                Err(_) => rescan = true,
+            }
         }
-        let ignored = [absolute(&config.out), absolute(&config.cache.dir)];
-        paths.retain(|p| !ignored.iter().any(|dir| p.starts_with(dir)));
+        let ignored = [forms(&config.out), forms(&config.cache.dir)];
+        let src = forms(&config.src);
+        let under = |p: &Path, dir: &[PathBuf; 2]| dir.iter().any(|d| p.starts_with(d));
+        let config_changed = config_file
+            .as_ref()
+            .is_some_and(|f| paths.iter().any(|p| f.contains(p)));
+        paths.retain(|p| {
+            !ignored.iter().any(|d| under(p, d))
+                && (under(p, &src) || config_file.as_ref().is_some_and(|f| f.contains(p)))
+        });
         paths.sort();
         paths.dedup();
-        let src = absolute(&config.src);
-        let config_changed = config_file.as_ref().is_some_and(|f| paths.contains(f));
-        paths.retain(|p| p.starts_with(&src) || config_file.as_ref() == Some(p));
-        if paths.is_empty() {
+        if paths.is_empty() && !rescan {
             continue;
         }
         if config_changed {
-            match reload(config_file.as_deref(), &overrides) {
-                Ok(new) => config = new,
-                Err(e) => {
+            let loaded = config_source
+                .as_ref()
+                .map(|s| (s.load)().and_then(|mut c| c.validate().map(|()| c)));
+            match loaded {
+                Some(Ok(new)) => {
+                    let new = for_watching(new);
+                    if new.src != config.src {
+                        let _ = debouncer.unwatch(&config.src);
+                        if let Err(e) = debouncer.watch(&new.src, RecursiveMode::Recursive) {
+                            let error = BuildError::Config(ConfigError::Invalid {
+                                key: "src".into(),
+                                message: e.to_string(),
+                            });
+                            on_event(WatchEvent::Failed {
+                                error: &error,
+                                changed: &paths,
+                            });
+                            continue;
+                        }
+                    }
+                    config = new;
+                }
+                Some(Err(e)) => {
                     on_event(WatchEvent::Failed {
                         error: &BuildError::Config(e),
                         changed: &paths,
                     });
                     continue;
                 }
+                None => {}
             }
         }
         run(&config, &paths, &mut on_event);
     }
     debouncer.stop();
     Ok(())
+}
+
+/// A path both as written (made absolute) and resolved: notify reports the form it was given,
+/// which differs from the canonical one under symlinks or `..`.
+fn forms(p: &Path) -> [PathBuf; 2] {
+    let absolute = std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+    let canonical = p.canonicalize().unwrap_or_else(|_| absolute.clone());
+    [absolute, canonical]
 }
 
 /// Whether an event can change what a build produces. Reads (the build's own, an editor's) and
@@ -167,22 +222,4 @@ fn for_watching(mut config: Config) -> Config {
         config.compress.formats.clear();
     }
     config
-}
-
-/// Reads `file` again. The paths given on the command line (`overrides`) keep winning.
-fn reload(file: Option<&Path>, overrides: &Config) -> Result<Config, ConfigError> {
-    let Some(file) = file else {
-        return Ok(for_watching(overrides.clone()));
-    };
-    let mut config = Config::load(file)?;
-    config.src = overrides.src.clone();
-    config.out = overrides.out.clone();
-    config.validate()?;
-    Ok(for_watching(config))
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    p.canonicalize()
-        .or_else(|_| std::path::absolute(p))
-        .unwrap_or_else(|_| p.to_owned())
 }

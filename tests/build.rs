@@ -9,13 +9,11 @@ use std::path::Path;
 
 use base64::Engine as _;
 use common::{assert_references_resolve, copy_dir, fixture, json, tree};
-use kiln::{BuildError, Builder};
+use kiln::BuildError;
 use sha2::Digest as _;
 
 fn build(src: &Path, out: &Path) -> kiln::BuildReport {
-    Builder::new()
-        .src(src)
-        .out(out)
+    common::builder(src, out)
         .build()
         .unwrap_or_else(|e| match e {
             BuildError::Diagnostics(d) => {
@@ -148,9 +146,7 @@ fn output_is_identical_across_folders_and_thread_counts() {
         );
         copy_dir(&fixture("real-world"), &root.join("assets/site"));
         let out = root.join(format!("static-{i}"));
-        Builder::new()
-            .src(root.join("assets"))
-            .out(&out)
+        common::builder(&root.join("assets"), &out)
             .jobs(jobs)
             .build()
             .unwrap();
@@ -273,7 +269,7 @@ fn a_failed_build_leaves_the_previous_output_and_manifest_intact() {
     )
     .unwrap();
     std::fs::write(src.join("css/unrelated.css"), ".y {{ }").unwrap();
-    match Builder::new().src(&src).out(&out).build() {
+    match common::builder(&src, &out).build() {
         Err(BuildError::Diagnostics(d)) => {
             let paths: BTreeSet<String> = d
                 .iter()
@@ -301,7 +297,7 @@ fn old_builds_are_kept_for_rolling_deploys_then_removed() {
     let mut versions = Vec::new();
     for v in 0..4 {
         std::fs::write(src.join("app.css"), format!(".v{v} {{ color: red }}")).unwrap();
-        let mut b = Builder::new().src(&src).out(&out);
+        let mut b = common::builder(&src, &out);
         b.config_mut().keep_builds = 2;
         b.build().unwrap();
         versions.push(names(&out)["app.css"].clone());
@@ -326,7 +322,7 @@ fn old_builds_are_kept_for_rolling_deploys_then_removed() {
         serde_json::json!({"version": 1, "builds": [[], [], ["../precious.txt", "/etc/hostname"]]});
     std::fs::write(out.join(".kiln-builds.json"), forged.to_string()).unwrap();
     std::fs::write(src.join("app.css"), ".v9 { color: red }").unwrap();
-    let mut b = Builder::new().src(&src).out(&out);
+    let mut b = common::builder(&src, &out);
     b.config_mut().keep_builds = 2;
     b.build().unwrap();
     assert!(
@@ -366,9 +362,7 @@ fn absolute_static_paths_resolve_when_the_public_url_is_a_cdn() {
         ],
     );
     let out = dir.path().join("out");
-    Builder::new()
-        .src(&src)
-        .out(&out)
+    common::builder(&src, &out)
         .public_url("https://cdn.example.com/static/")
         .build()
         .unwrap();
@@ -384,11 +378,7 @@ fn absolute_static_paths_resolve_when_the_public_url_is_a_cdn() {
 fn the_output_folder_cannot_be_the_source_folder() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.css"), "a{}").unwrap();
-    let err = Builder::new()
-        .src(dir.path())
-        .out(dir.path())
-        .build()
-        .unwrap_err();
+    let err = common::builder(dir.path(), dir.path()).build().unwrap_err();
     assert!(
         err.to_string()
             .contains("`src` and `out` are the same folder"),

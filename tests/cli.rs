@@ -255,3 +255,47 @@ fn targets_from_kiln_toml_drive_css_output() {
         "{new}"
     );
 }
+
+#[test]
+fn the_cache_is_used_skipped_with_no_cache_and_emptied_by_cache_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    site(dir.path());
+    std::fs::write(
+        dir.path().join("kiln.toml"),
+        "[cache]\ndir = \"build-cache\"\n",
+    )
+    .unwrap();
+    let o = kiln(dir.path(), &["build"]);
+    assert!(
+        stderr(&o).contains(" hits, ") && stderr(&o).contains("(cache: 0 hits,"),
+        "{}",
+        stderr(&o)
+    );
+    let o = kiln(dir.path(), &["build"]);
+    assert!(
+        stderr(&o).contains("misses)") && stderr(&o).contains(", 0 misses)"),
+        "a warm build: {}",
+        stderr(&o)
+    );
+    let o = kiln(dir.path(), &["build", "--no-cache"]);
+    assert!(
+        o.status.success() && !stderr(&o).contains("(cache:"),
+        "{}",
+        stderr(&o)
+    );
+    let entries = || {
+        walkdir::WalkDir::new(dir.path().join("build-cache"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.file_name() != "CACHEDIR.TAG")
+            .count()
+    };
+    assert!(entries() > 0);
+    let o = kiln(dir.path(), &["cache", "clean"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        entries(),
+        0,
+        "cache clean removes every entry and the file index"
+    );
+}

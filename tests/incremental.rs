@@ -14,11 +14,21 @@ use proptest::prelude::*;
 
 fn builder(src: &Path, out: &Path, cache: Option<&Path>) -> Builder {
     let mut b = Builder::new().src(src).out(out);
+    b.config_mut().compress.formats = if COMPRESS.with(|c| c.get()) {
+        kiln::kiln_core::compress::CompressConfig::default().formats
+    } else {
+        Vec::new()
+    };
     match cache {
         Some(dir) => b.config_mut().cache.dir = dir.to_owned(),
         None => b.config_mut().cache.enabled = false,
     }
     b
+}
+
+thread_local! {
+    /// Whether builds in this thread precompress (the property test flips it per case).
+    static COMPRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }
 
 /// What a server would see: every manifest, and every file they name (with its map and siblings).
@@ -158,6 +168,8 @@ enum Edit {
     DeleteExtras,
     /// Rename the image used by `a.css` to a new name and point `a.css` at it.
     RenameImage(u8),
+    /// Swap the pass-through PNG for the other one of the same size (only its time tells).
+    Png(bool),
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
@@ -168,6 +180,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         (0u8..4).prop_map(Edit::Add),
         Just(Edit::DeleteExtras),
         (0u8..3).prop_map(Edit::RenameImage),
+        any::<bool>().prop_map(Edit::Png),
     ]
 }
 
@@ -179,16 +192,57 @@ fn seed(src: &Path) {
     std::fs::write(src.join("css/a.css"), css(0, "pic.svg")).unwrap();
     std::fs::write(
         src.join("css/b.css"),
-        "@import \"a.css\";\n.b { color: #000 }\n",
+        "@import \"a.css\";\n.b { color: #000; background: url(../img2/dot.png) }\n",
     )
     .unwrap();
+    std::fs::create_dir_all(src.join("img2")).unwrap();
+    std::fs::copy(png(false), src.join("img2/dot.png")).unwrap();
     std::fs::write(
         src.join("css/c.css"),
         "@import \"b.css\";\n.c { color: #111 }\n",
     )
     .unwrap();
-    std::fs::write(src.join("js/lib.js"), "export const n = 0;\n").unwrap();
+    std::fs::write(
+        src.join("js/lib.js"),
+        "export const n = 0;\n//# sourceMappingURL=lib.js.map\n",
+    )
+    .unwrap();
+    // An input source map the JS transformer chains (a file it reads besides its own).
+    std::fs::write(
+        src.join("js/lib.js.map"),
+        r#"{"version":3,"sources":["lib.ts"],"sourcesContent":["export const n: number = 0;"],"names":[],"mappings":"AAAA"}"#,
+    )
+    .unwrap();
     std::fs::write(src.join("js/main.js"), "import { n } from './lib.js';\nexport const url = new URL('../img/pic.svg', import.meta.url);\nconsole.log(n);\n").unwrap();
+}
+
+/// Two different 73-byte PNGs from the fixtures.
+fn png(other: bool) -> PathBuf {
+    fixture(if other {
+        "cases/django-hard-cases/src/img/with space.png"
+    } else {
+        "cases/django-hard-cases/src/img/dot.png"
+    })
+}
+
+/// Gives every file changed in the last minute the time `at`, so the file index (which leaves out
+/// files modified in the last two seconds) takes part, while unchanged files keep their time.
+fn backdate_recent(src: &Path, at: std::time::SystemTime) {
+    let recent = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for entry in walkdir::WalkDir::new(src)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        if entry.metadata().unwrap().modified().unwrap() > recent {
+            std::fs::File::options()
+                .append(true)
+                .open(entry.path())
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+    }
 }
 
 fn svg(c: u8) -> String {
@@ -222,7 +276,11 @@ fn apply(src: &Path, edit: &Edit) {
             .unwrap();
         }
         Edit::Js(v) => {
-            std::fs::write(src.join("js/lib.js"), format!("export const n = {v};\n")).unwrap()
+            let code = format!("export const n = {v};\n//# sourceMappingURL=lib.js.map\n");
+            std::fs::write(src.join("js/lib.js"), code).unwrap()
+        }
+        Edit::Png(other) => {
+            std::fs::copy(png(*other), src.join("img2/dot.png")).unwrap();
         }
         Edit::Image(c) => std::fs::write(src.join("img").join(image_of(src)), svg(*c)).unwrap(),
         Edit::Add(n) => std::fs::write(
@@ -259,15 +317,19 @@ proptest! {
     /// After every edit, an incremental build (same output folder, warm cache) serves exactly
     /// what a cold build of the same sources serves.
     #[test]
-    fn incremental_builds_equal_cold_builds(edits in prop::collection::vec(edit(), 1..6)) {
+    fn incremental_builds_equal_cold_builds(edits in prop::collection::vec(edit(), 1..6), compress in any::<bool>()) {
+        COMPRESS.with(|c| c.set(compress));
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("src");
         seed(&src);
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        backdate_recent(&src, hour_ago);
         let out = dir.path().join("out");
         let cache = dir.path().join("cache");
         ok(builder(&src, &out, Some(&cache)).build());
         for (i, e) in edits.iter().enumerate() {
             apply(&src, e);
+            backdate_recent(&src, hour_ago + std::time::Duration::from_secs(60 * (i as u64 + 1)));
             ok(builder(&src, &out, Some(&cache)).build());
             let cold = dir.path().join(format!("cold{i}"));
             ok(builder(&src, &cold, None).build());

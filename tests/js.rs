@@ -319,7 +319,7 @@ fn syntax_errors_fail_the_build_with_a_position_and_every_other_error_is_reporte
         ],
     );
     let out = dir.path().join("out");
-    let err = Builder::new().src(&src).out(&out).build().unwrap_err();
+    let err = common::builder(&src, &out).build().unwrap_err();
     let BuildError::Diagnostics(d) = err else {
         panic!("{err}")
     };

@@ -36,16 +36,42 @@ fn watch_rebuilds_on_changes_and_keeps_the_last_good_output() {
     std::fs::write(src.join("css/app.css"), ".a { color: red }\n").unwrap();
     std::fs::write(src.join("css/other.css"), ".b { color: blue }\n").unwrap();
     let out = dir.path().join("static");
-    let mut builder = Builder::new().src(&src).out(&out);
+    let config_file = dir.path().join("kiln.toml");
+    std::fs::write(
+        &config_file,
+        "[manifest]\nformats = [\"kiln\", \"flask\"]\n",
+    )
+    .unwrap();
+    let mut builder = Builder::from_config_file(&config_file)
+        .unwrap()
+        .src(&src)
+        .out(&out);
     builder.config_mut().cache.dir = dir.path().join("cache");
 
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel();
     let handle = {
         let stop = stop.clone();
+        let config_file = config_file.clone();
         std::thread::spawn(move || {
+            // Reloading keeps the paths given here, as the CLI keeps its flags.
+            let (src, out, cache, file) = (
+                builder.config().src.clone(),
+                builder.config().out.clone(),
+                builder.config().cache.dir.clone(),
+                config_file.clone(),
+            );
+            let load = move || {
+                let mut c = kiln::Config::load(&file)?;
+                (c.src, c.out, c.cache.dir) = (src.clone(), out.clone(), cache.clone());
+                Ok(c)
+            };
+            let source = kiln::watch::ConfigSource {
+                file: &config_file,
+                load: &load,
+            };
             builder
-                .watch(None, &stop, |event| {
+                .watch(Some(source), &stop, |event| {
                     let seen = match event {
                         WatchEvent::Built {
                             report, changed, ..
@@ -129,6 +155,24 @@ fn watch_rebuilds_on_changes_and_keeps_the_last_good_output() {
             .get("css/other.css")
             .is_none(),
         "a deleted file leaves the manifest"
+    );
+
+    // Editing kiln.toml is a rebuild with the new settings: here, a Django manifest appears.
+    assert!(!out.join("staticfiles.json").exists());
+    std::fs::write(
+        &config_file,
+        "[manifest]\nformats = [\"kiln\", \"flask\", \"django\"]\n",
+    )
+    .unwrap();
+    assert!(
+        matches!(next(), Seen::Built { ref changed, .. } if changed.iter().any(|p| p.ends_with("kiln.toml")))
+    );
+    assert!(out.join("staticfiles.json").is_file());
+    // A broken kiln.toml is reported, and the watcher goes on.
+    std::fs::write(&config_file, "[manifest]\nformats = [\"vite\"]\n").unwrap();
+    assert!(
+        matches!(next(), Seen::Failed(ref e) if e.contains("vite")),
+        "a config error is reported"
     );
 
     stop.store(true, Ordering::Relaxed);

@@ -30,6 +30,9 @@ ensure_e2e_deps() {
   apt_install nginx chromium
   # Debian starts the nginx service on install where it can; the tests run their own instance.
   if command -v service >/dev/null && service nginx status >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+  # Debian's python3 has no venv module without python3-venv.
+  command -v python3 >/dev/null || apt_install python3
+  python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
   local stamp
   stamp=$(printf '%s\n' "${E2E_PY_REQS[@]}" | sha256sum | cut -c1-12)
   if [ ! -f "$E2E_DIR/venv/.kiln-$stamp" ]; then
@@ -53,6 +56,7 @@ ensure_e2e_deps() {
 ensure_test_deps() {
   ensure_build_deps
   # The JS tests evaluate the built module graph with Node.
-  command -v node >/dev/null || apt_install nodejs npm
+  command -v node >/dev/null || apt_install nodejs
+  command -v npm >/dev/null || apt_install npm
   ensure_e2e_deps
 }

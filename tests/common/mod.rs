@@ -29,6 +29,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A builder for `src` -> `out` that neither reads nor writes a persistent cache, so tests never
+/// share one (the cache's own tests give each build a temporary cache folder).
+pub fn builder(src: &Path, out: &Path) -> kiln::Builder {
+    let mut b = kiln::Builder::new().src(src).out(out);
+    b.config_mut().cache.enabled = false;
+    b
+}
+
 /// Writes each `(relative path, content)` below `root`, creating folders as needed.
 pub fn write_files(root: &Path, files: &[(&str, &str)]) {
     for (rel, content) in files {

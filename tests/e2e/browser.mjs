@@ -8,7 +8,7 @@ const url = process.argv[2];
 const browser = await chromium.launch({
   executablePath: process.env.KILN_CHROMIUM || '/usr/bin/chromium',
   // As root in a sandbox with no network but loopback: no sandbox, no background connections.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync'],
 });
 const failures = [];

@@ -25,6 +25,9 @@ const LAYOUT: &str = "v1";
 /// An open cache folder.
 #[derive(Debug)]
 pub struct Cache {
+    /// `<dir>/v1`: every build of kiln's entries (eviction looks at all of them).
+    all: PathBuf,
+    /// `<dir>/v1/<build id>`: this build of kiln's entries.
     root: PathBuf,
     max_size: u64,
     hits: AtomicUsize,
@@ -43,7 +46,10 @@ pub struct CacheStats {
 impl Cache {
     /// Opens (creating) the cache at `dir`, evicting beyond `max_size` bytes.
     pub fn open(dir: &Path, max_size: u64) -> std::io::Result<Cache> {
-        let root = dir.join(LAYOUT);
+        // Entries of one build of kiln are never read by another: a rebuilt kiln (new code, new
+        // codec versions) gets a fresh namespace, and eviction reclaims the old ones.
+        let all = dir.join(LAYOUT);
+        let root = all.join(build_id());
         std::fs::create_dir_all(&root)?;
         // Tools that index folders (git, editors) should skip it.
         let tag = dir.join("CACHEDIR.TAG");
@@ -54,6 +60,7 @@ impl Cache {
             );
         }
         Ok(Cache {
+            all,
             root,
             max_size,
             hits: AtomicUsize::new(0),
@@ -61,8 +68,9 @@ impl Cache {
         })
     }
 
-    /// Deletes every entry under `dir`.
+    /// Deletes every entry under `dir`, and the file indexes.
     pub fn clean(dir: &Path) -> std::io::Result<()> {
+        crate::index::FileIndex::clean(dir)?;
         match std::fs::remove_dir_all(dir.join(LAYOUT)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -124,7 +132,7 @@ impl Cache {
     /// how many bytes were freed.
     pub fn evict(&self) -> u64 {
         let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> =
-            walkdir::WalkDir::new(&self.root)
+            walkdir::WalkDir::new(&self.all)
                 .into_iter()
                 .filter_map(Result::ok)
                 .filter(|e| e.file_type().is_file())
@@ -152,6 +160,37 @@ impl Cache {
     }
 }
 
+/// What identifies this build of kiln: its version and a digest of the running executable (its
+/// code and every codec compiled into it), remembered by the executable's path, size and time so
+/// it is hashed once per new binary.
+fn build_id() -> String {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let digest = std::env::current_exe().ok().and_then(|exe| {
+            let stamp = crate::index::Stamp::of(&std::fs::metadata(&exe).ok()?)?;
+            let tag = format!("{}:{}:{}", exe.display(), stamp.size, stamp.mtime_ns);
+            let memo = std::env::temp_dir().join(format!(
+                "kiln-build-id-{}",
+                &blake3::hash(tag.as_bytes()).to_hex()[..16]
+            ));
+            if let Ok(id) = std::fs::read_to_string(&memo) {
+                return Some(id);
+            }
+            let mut h = blake3::Hasher::new();
+            h.update_reader(std::fs::File::open(&exe).ok()?).ok()?;
+            let id = h.finalize().to_hex()[..16].to_owned();
+            let _ = std::fs::write(&memo, &id);
+            Some(id)
+        });
+        format!(
+            "{}-{}",
+            crate::VERSION,
+            digest.unwrap_or_else(|| "unknown".to_owned())
+        )
+    })
+    .clone()
+}
+
 /// The metadata of a cached transform output; the output bytes follow it in the entry.
 #[derive(Serialize, Deserialize)]
 struct TransformMeta {
@@ -166,8 +205,13 @@ struct TransformMeta {
 
 /// Encodes a (successful) transform output; `content_of` gives the current content hash of a
 /// dependency.
+/// Stands for "the asset's own path" in cached diagnostics: the display path depends on where the
+/// source folder is, which is not part of the key.
+const SELF_PATH: &str = "\u{0}self";
+
 pub(crate) fn encode_transform(
     out: &TransformOutput,
+    own_path: &str,
     content_of: impl Fn(&str) -> Option<blake3::Hash>,
 ) -> Option<Vec<u8>> {
     let dependencies = out
@@ -180,7 +224,17 @@ pub(crate) fn encode_transform(
         source_map: out.source_map.clone(),
         map_comment: out.map_comment,
         map_columns: out.map_columns,
-        diagnostics: out.diagnostics.clone(),
+        diagnostics: out
+            .diagnostics
+            .iter()
+            .map(|d| {
+                let mut d = d.clone();
+                if d.path == own_path {
+                    d.path = SELF_PATH.to_owned();
+                }
+                d
+            })
+            .collect(),
         dependencies,
     };
     let meta = serde_json::to_vec(&meta).ok()?;
@@ -194,6 +248,7 @@ pub(crate) fn encode_transform(
 /// Decodes a cached transform output, or None if it is malformed or a dependency changed.
 pub(crate) fn decode_transform(
     payload: Vec<u8>,
+    own_path: &str,
     content_of: impl Fn(&str) -> Option<blake3::Hash>,
 ) -> Option<TransformOutput> {
     let len = u64::from_le_bytes(payload.get(..8)?.try_into().ok()?) as usize;
@@ -212,7 +267,16 @@ pub(crate) fn decode_transform(
         source_map: meta.source_map,
         map_comment: meta.map_comment,
         map_columns: meta.map_columns,
-        diagnostics: meta.diagnostics,
+        diagnostics: meta
+            .diagnostics
+            .into_iter()
+            .map(|mut d| {
+                if d.path == SELF_PATH {
+                    d.path = own_path.to_owned();
+                }
+                d
+            })
+            .collect(),
         dependencies: meta.dependencies.into_iter().map(|(l, _)| l).collect(),
     })
 }

@@ -107,13 +107,13 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
 #[derive(Clone, Copy)]
 enum Content<'a> {
     Bytes(&'a [u8]),
-    Copy(&'a Path, u64),
+    Copy(&'a Path, u64, &'a str),
 }
 
 impl<'a> Content<'a> {
     fn of(f: &'a OutputFile) -> Self {
         match &f.copy_of {
-            Some((path, len)) => Content::Copy(path, *len),
+            Some((path, len, hash)) => Content::Copy(path, *len, hash),
             None => Content::Bytes(&f.bytes),
         }
     }
@@ -121,14 +121,23 @@ impl<'a> Content<'a> {
     fn size(&self) -> u64 {
         match self {
             Content::Bytes(b) => b.len() as u64,
-            Content::Copy(_, len) => *len,
+            Content::Copy(_, len, _) => *len,
         }
     }
 
     fn bytes(&self) -> std::io::Result<std::borrow::Cow<'a, [u8]>> {
         match self {
             Content::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
-            Content::Copy(path, _) => std::fs::read(path).map(std::borrow::Cow::Owned),
+            Content::Copy(path, _, hash) => {
+                let bytes = std::fs::read(path)?;
+                // Changed since discovery (saved during the build): its fingerprint is stale.
+                if blake3::hash(&bytes).to_hex().as_str() != *hash {
+                    return Err(std::io::Error::other(
+                        "changed while kiln was building; run the build again",
+                    ));
+                }
+                Ok(std::borrow::Cow::Owned(bytes))
+            }
         }
     }
 }

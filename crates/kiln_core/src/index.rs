@@ -14,7 +14,7 @@ use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 
-const FILE: &str = "files-v1.json";
+const PREFIX: &str = "files-v1-";
 
 /// Size and modification time of a file, as the index compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,9 +61,13 @@ pub struct FileIndex {
 }
 
 impl FileIndex {
-    /// Loads the index of the cache at `dir` (an empty one if there is none or it is unreadable).
-    pub fn load(dir: &Path) -> FileIndex {
-        let path = dir.join(FILE);
+    /// Loads the index of the source folder `src` in the cache at `dir` (an empty one if there is
+    /// none or it is unreadable). Each source folder has its own, so two projects sharing a cache
+    /// do not forget each other's files.
+    pub fn load(dir: &Path, src: &Path) -> FileIndex {
+        let src = src.canonicalize().unwrap_or_else(|_| src.to_owned());
+        let tag = blake3::hash(src.to_string_lossy().as_bytes()).to_hex();
+        let path = dir.join(format!("{PREFIX}{}.json", &tag[..16]));
         let entries = std::fs::read(&path)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -96,6 +100,19 @@ impl FileIndex {
         let before = self.entries.len();
         self.entries.retain(|k, _| keep.contains(k));
         self.dirty |= self.entries.len() != before;
+    }
+
+    /// Deletes every index in the cache at `dir`.
+    pub fn clean(dir: &Path) -> std::io::Result<()> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(PREFIX) {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes the index if it changed (best-effort, like the rest of the cache).

@@ -39,8 +39,9 @@ pub struct OutputFile {
     /// Final contents; empty when `copy_of` is set.
     pub bytes: bytes::Bytes,
     /// An unchanged source file kiln did not read: emit copies it from there when the output
-    /// does not exist yet. Holds the path and the size.
-    pub copy_of: Option<(std::path::PathBuf, u64)>,
+    /// does not exist yet, checking the bytes still have the BLAKE3 (hex) the index knew.
+    /// Holds the path, the size and the hash.
+    pub copy_of: Option<(std::path::PathBuf, u64, String)>,
     /// Precompressed siblings (filled by [`compress`](crate::compress)).
     pub encodings: Vec<crate::compress::Encoded>,
 }
@@ -82,7 +83,7 @@ impl OutputFile {
     pub fn size(&self) -> u64 {
         self.copy_of
             .as_ref()
-            .map_or(self.bytes.len() as u64, |(_, len)| *len)
+            .map_or(self.bytes.len() as u64, |(_, len, _)| *len)
     }
 }
 
@@ -555,7 +556,7 @@ fn substitute(
             copy_of: asset
                 .known
                 .as_ref()
-                .map(|k| (asset.path.clone(), k.stamp.size)),
+                .map(|k| (asset.path.clone(), k.stamp.size, k.blake3.clone())),
             encodings: Vec::new(),
         },
         map,

@@ -127,11 +127,15 @@ fn run(
     } else {
         None
     };
-    let mut index = cache.as_ref().map(|_| FileIndex::load(&config.cache.dir));
-    // Only files nothing reads (no transformer, no compression) may be skipped when unchanged.
+    let mut index = cache
+        .as_ref()
+        .map(|_| FileIndex::load(&config.cache.dir, &config.src));
+    // Only files nothing reads may be skipped when unchanged: no transformer, no compression, and
+    // not a source map (the JS transformer chains input maps).
     let may_skip = |logical: &str, kind| {
         !transformers.iter().any(|t| t.accepts(kind))
             && (config.compress.formats.is_empty() || !compressible(logical))
+            && !logical.ends_with(".map")
     };
     let discovered = discover_with(config, index.as_ref(), &may_skip)?;
     lap("discover", &mut timings);

@@ -208,14 +208,17 @@ pub fn transform(
                     key.update(b"\0");
                     key.update(content[i].as_bytes());
                     let key = key.finalize();
-                    let cached = cache
-                        .get("transform", &key)
-                        .and_then(|payload| crate::cache::decode_transform(payload, content_of));
+                    let cached = cache.get("transform", &key).and_then(|payload| {
+                        crate::cache::decode_transform(payload, &asset.display_path(), content_of)
+                    });
                     cached.unwrap_or_else(|| {
                         let out = run_guarded(*t, &input);
                         if !out.failed() {
-                            if let Some(payload) = crate::cache::encode_transform(&out, content_of)
-                            {
+                            if let Some(payload) = crate::cache::encode_transform(
+                                &out,
+                                &asset.display_path(),
+                                content_of,
+                            ) {
                                 cache.put("transform", &key, &payload);
                             }
                         }

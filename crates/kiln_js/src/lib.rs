@@ -217,17 +217,23 @@ impl JsTransformer {
             let mut edits: Vec<(usize, usize, String)> = collector
                 .spans
                 .iter()
-                .map(|(span, ph)| {
-                    (
-                        (span.lo.0 - base) as usize + 1,
-                        (span.hi.0 - base) as usize - 1,
-                        ph.clone(),
-                    )
+                .map(|(span, ph, template)| {
+                    let (lo, hi) = ((span.lo.0 - base) as usize, (span.hi.0 - base) as usize);
+                    match template {
+                        true => (lo, hi, format!("\"{ph}\"")),
+                        false => (lo + 1, hi - 1, ph.clone()),
+                    }
                 })
                 .collect();
-            if let Some((lo, hi, reference)) =
+            // Only a map that is part of the build is rewritten (a dangling one is left as
+            // written, as the minified build does, instead of failing a strict build).
+            let map_reference =
                 source_map_reference(&text, &comments, base, out.references.len(), &asset.logical)
-            {
+                    .filter(|(_, _, r)| {
+                        matches!(classify(&r.specifier, &asset.logical, input.config.public_path()),
+                        Specifier::Internal { logical, .. } if input.lookup(&logical).is_some())
+                    });
+            if let Some((lo, hi, reference)) = map_reference {
                 edits.push((lo, hi, reference.placeholder.clone()));
                 out.references.push(reference);
             }
@@ -331,6 +337,9 @@ impl JsTransformer {
                         (map.bytes.clone(), target)
                     }
                     None => {
+                        // Depends on a file that is not there: never cached, so adding the map
+                        // later is noticed.
+                        dependencies.push(target.clone());
                         diagnostics.push(Diagnostic::warning(
                             "missing-source-map",
                             input.asset.display_path(),
@@ -709,11 +718,17 @@ mod unminified {
     use super::*;
     use kiln_core::{Asset, RefSyntax};
 
-    fn run(code: &str) -> TransformOutput {
+    /// Transforms `js/a.js` unminified; `with_map` adds `js/a.js.map` to the build.
+    fn run_with(code: &str, with_map: bool) -> TransformOutput {
         let mut config = Config::default();
         config.minify = false;
-        let asset = Asset::from_bytes("js/a.js", code.as_bytes().to_vec());
-        let all = [asset];
+        let mut all = vec![Asset::from_bytes("js/a.js", code.as_bytes().to_vec())];
+        if with_map {
+            all.push(Asset::from_bytes(
+                "js/a.js.map",
+                &br#"{"version":3,"sources":[],"names":[],"mappings":""}"#[..],
+            ));
+        }
         JsTransformer::new(&config)
             .unwrap()
             .transform(&TransformInput {
@@ -723,17 +738,21 @@ mod unminified {
             })
     }
 
+    fn run(code: &str) -> TransformOutput {
+        run_with(code, false)
+    }
+
     #[test]
     fn only_the_specifiers_change_and_everything_else_is_kept_byte_for_byte() {
         let code = "// keep me\nimport { a } from \"./a.js\";\nconst lazy = () => import(`./b.js`);\n//# sourceMappingURL=a.js.map\n";
-        let out = run(code);
+        let out = run_with(code, true);
         let text = String::from_utf8(out.bytes.to_vec()).unwrap();
         let [a, b, map] = &out.references[..] else {
             panic!("{:?}", out.references)
         };
         let expected = code
             .replace("./a.js\"", &format!("{}\"", a.placeholder))
-            .replace("./b.js", &b.placeholder)
+            .replace("`./b.js`", &format!("\"{}\"", b.placeholder))
             .replace("a.js.map", &map.placeholder);
         assert_eq!(text, expected);
         assert_eq!(
@@ -743,6 +762,14 @@ mod unminified {
         assert!(
             out.source_map.is_none(),
             "the input's own map stays in charge"
+        );
+        // A map that is not part of the build is left as written (no strict-mode failure).
+        let out = run_with(code, false);
+        assert_eq!(out.references.len(), 2);
+        assert!(
+            String::from_utf8(out.bytes.to_vec())
+                .unwrap()
+                .ends_with("sourceMappingURL=a.js.map\n")
         );
     }
 

@@ -31,7 +31,9 @@ pub struct RefCollector<'a> {
     pub seen: BTreeMap<String, usize>,
     /// Every replaced literal's span (quotes included) and its placeholder, for splicing the
     /// placeholders into the original text when the code is not re-printed (`--no-minify`).
-    pub spans: Vec<(Span, String)>,
+    /// The flag is true for a template literal, whose whole span (backticks included) is replaced
+    /// by a double-quoted string, so nothing in the URL can open a `${`.
+    pub spans: Vec<(Span, String, bool)>,
 }
 
 /// A bare specifier: not relative, not absolute, not a URL.
@@ -88,7 +90,7 @@ impl RefCollector<'_> {
             return;
         };
         if let Some(placeholder) = self.reference(&spec, s.span, kind) {
-            self.spans.push((s.span, placeholder.clone()));
+            self.spans.push((s.span, placeholder.clone(), false));
             s.value = placeholder.into();
             s.raw = None;
         }
@@ -111,7 +113,7 @@ impl RefCollector<'_> {
                 };
                 let span = tpl.span;
                 if let Some(placeholder) = self.reference(&spec, span, kind) {
-                    self.spans.push((span, placeholder.clone()));
+                    self.spans.push((span, placeholder.clone(), true));
                     *expr = Expr::Lit(Lit::Str(Str {
                         span,
                         value: placeholder.into(),
