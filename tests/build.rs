@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use base64::Engine as _;
-use common::{assert_references_resolve, copy_dir, fixture, json, tree};
+use common::{assert_references_resolve, copy_dir, fixture, json, names, tree};
 use kiln::BuildError;
 use sha2::Digest as _;
 
@@ -21,17 +21,6 @@ fn build(src: &Path, out: &Path) -> kiln::BuildReport {
             }
             e => panic!("{e}"),
         })
-}
-
-/// logical path -> fingerprinted file, from kiln's manifest.
-fn names(out: &Path) -> BTreeMap<String, String> {
-    let m = json(&out.join("manifest.json"));
-    m["assets"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["file"].as_str().unwrap().to_owned()))
-        .collect()
 }
 
 fn changed(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> BTreeSet<String> {

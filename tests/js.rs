@@ -4,11 +4,11 @@
 
 mod common;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::{copy_dir, fixture, json};
+use common::{copy_dir, fixture, json, names};
 use kiln::{BuildError, Builder};
 
 fn build_fixture(root: &Path) -> std::path::PathBuf {
@@ -37,16 +37,6 @@ fn site() -> (tempfile::TempDir, std::path::PathBuf) {
     copy_dir(&fixture("js-site"), dir.path());
     let out = build_fixture(dir.path());
     (dir, out)
-}
-
-fn names(out: &Path) -> BTreeMap<String, String> {
-    let m = json(&out.join("manifest.json"));
-    m["assets"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["file"].as_str().unwrap().to_owned()))
-        .collect()
 }
 
 fn node(args: &[&str]) -> String {

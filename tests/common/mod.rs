@@ -82,6 +82,17 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// logical path -> fingerprinted file, from kiln's manifest in `out`.
+pub fn names(out: &Path) -> BTreeMap<String, String> {
+    let m = json(&out.join("manifest.json"));
+    m["assets"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["file"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
 /// Reads and parses a JSON file.
 pub fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(

@@ -29,22 +29,13 @@ mod decode;
 pub use decode::decode;
 
 /// Why the CSS transformer could not be set up (a configuration problem).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CssError {
     /// The browserslist query in `targets` is invalid.
+    #[error("invalid `targets`: {0}")]
     Targets(String),
 }
-
-impl std::fmt::Display for CssError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CssError::Targets(e) => write!(f, "invalid `targets`: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for CssError {}
 
 /// Minifies CSS with lightningcss and reports its `url()` and `@import` references.
 #[derive(Debug, Clone)]

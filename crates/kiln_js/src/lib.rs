@@ -34,22 +34,13 @@ use swc_core::ecma::transforms::base::resolver;
 use swc_core::ecma::visit::VisitMutWith;
 
 /// Why the JS transformer could not be set up (a configuration problem).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum JsError {
     /// The browserslist query in `targets` is invalid.
+    #[error("invalid `targets`: {0}")]
     Targets(String),
 }
-
-impl std::fmt::Display for JsError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            JsError::Targets(e) => write!(f, "invalid `targets`: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for JsError {}
 
 /// Minifies JavaScript with swc and reports its module references.
 #[derive(Debug, Clone)]
