@@ -132,11 +132,15 @@ impl Builder {
                 message: e.to_string(),
             })
         })?;
+        #[cfg(feature = "images")]
+        let png = kiln_image::PngTransformer::new(&self.config);
         let transformers: Vec<&dyn kiln_core::Transformer> = vec![
             #[cfg(feature = "css")]
             &css,
             #[cfg(feature = "js")]
             &js,
+            #[cfg(feature = "images")]
+            &png,
         ];
         kiln_core::build(&self.config, &transformers, progress)
     }

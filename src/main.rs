@@ -329,6 +329,10 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     if before > 0 {
         saved.push(format!("CSS/JS: {} -> {}", human(before), human(after)));
     }
+    let (before, after) = report.image_bytes;
+    if before > 0 {
+        saved.push(format!("images: {} -> {}", human(before), human(after)));
+    }
     let c = &report.compressed;
     if c.files > 0 {
         saved.push(format!(

@@ -343,12 +343,19 @@ fn unchanged_pass_through_files_are_not_read_again_and_a_new_mtime_is_noticed() 
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
     copy_dir(&fixture("real-world"), &src);
-    let png = src.join("vendor/leaflet/images/layers.png");
+    // A font: it passes through untouched and needs no compression, so the index applies to it.
+    let font = src.join("fonts/example.woff2");
+    std::fs::create_dir_all(src.join("fonts")).unwrap();
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site/assets/fonts/example.woff2"),
+        &font,
+    )
+    .unwrap();
     let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     let set_mtime = |t| {
         std::fs::File::options()
             .append(true)
-            .open(&png)
+            .open(&font)
             .unwrap()
             .set_modified(t)
             .unwrap()
@@ -357,25 +364,24 @@ fn unchanged_pass_through_files_are_not_read_again_and_a_new_mtime_is_noticed() 
     let out = dir.path().join("out");
     let cache = dir.path().join("cache");
     ok(builder(&src, &out, Some(&cache)).build());
-    let before =
-        json(&out.join("manifest.json"))["assets"]["vendor/leaflet/images/layers.png"].clone();
+    let before = json(&out.join("manifest.json"))["assets"]["fonts/example.woff2"].clone();
 
     // Same size, same modification time, other bytes: kiln trusts the index and does not read it.
-    let mut bytes = std::fs::read(&png).unwrap();
+    let mut bytes = std::fs::read(&font).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
-    std::fs::write(&png, &bytes).unwrap();
+    std::fs::write(&font, &bytes).unwrap();
     set_mtime(an_hour_ago);
     ok(builder(&src, &out, Some(&cache)).build());
     assert_eq!(
-        json(&out.join("manifest.json"))["assets"]["vendor/leaflet/images/layers.png"],
+        json(&out.join("manifest.json"))["assets"]["fonts/example.woff2"],
         before
     );
 
     // A new modification time makes kiln read and hash it again.
     set_mtime(an_hour_ago + std::time::Duration::from_secs(60));
     ok(builder(&src, &out, Some(&cache)).build());
-    let after = &json(&out.join("manifest.json"))["assets"]["vendor/leaflet/images/layers.png"];
+    let after = &json(&out.join("manifest.json"))["assets"]["fonts/example.woff2"];
     assert_ne!(after["file"], before["file"]);
     assert_eq!(
         std::fs::read(out.join(after["file"].as_str().unwrap())).unwrap(),

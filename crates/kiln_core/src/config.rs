@@ -61,6 +61,29 @@ pub struct Config {
     pub unhashed: bool,
     /// `kiln watch` settings.
     pub watch: WatchConfig,
+    /// Image optimisation settings.
+    pub images: ImagesConfig,
+}
+
+/// `[images]`: image optimisation. (The responsive-width and modern-format keys `widths`,
+/// `formats`, `quality` and `speed` arrive with that work.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ImagesConfig {
+    /// oxipng preset for lossless PNG optimisation, 0 (fast) to 6 (smallest).
+    pub png_preset: u8,
+    /// Images with more pixels than this are refused (decompression bombs).
+    pub max_pixels: u64,
+}
+
+impl Default for ImagesConfig {
+    fn default() -> Self {
+        ImagesConfig {
+            png_preset: 2,
+            max_pixels: 100_000_000,
+        }
+    }
 }
 
 /// `[watch]`: how `kiln watch` builds.
@@ -134,6 +157,7 @@ impl Default for Config {
             cache: CacheConfig::default(),
             unhashed: false,
             watch: WatchConfig::default(),
+            images: ImagesConfig::default(),
         }
     }
 }
@@ -377,6 +401,12 @@ impl Config {
         self.compress
             .validate()
             .map_err(|m| invalid("compress", m))?;
+        if self.images.png_preset > 6 {
+            return Err(invalid(
+                "images.png_preset",
+                format!("{} is not between 0 and 6", self.images.png_preset),
+            ));
+        }
         for (alias, target) in &self.js.aliases {
             if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
                 return Err(invalid(
@@ -412,6 +442,7 @@ impl Config {
             "public_url": self.public_url,
             "css": self.css,
             "js": self.js,
+            "images": self.images,
         });
         blake3::hash(relevant.to_string().as_bytes())
     }

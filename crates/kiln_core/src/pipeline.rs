@@ -45,6 +45,8 @@ pub struct BuildReport {
     pub bytes_out: u64,
     /// Bytes before and after, over the files a transformer minified or rewrote (CSS, JS).
     pub transformed_bytes: (u64, u64),
+    /// Bytes before and after, over the images (optimised or not).
+    pub image_bytes: (u64, u64),
     /// What precompression did.
     pub compressed: CompressStats,
     /// Cache hits and misses (all zero without a cache).
@@ -220,6 +222,16 @@ fn run(
             .assets
             .iter()
             .filter(|a| a.map.is_some())
+            .fold((0, 0), |(i, o), a| (i + a.source_size, o + a.output.size())),
+        image_bytes: linked
+            .assets
+            .iter()
+            .filter(|a| {
+                matches!(
+                    crate::AssetKind::from_path(&a.logical),
+                    crate::AssetKind::Png | crate::AssetKind::Jpeg
+                )
+            })
             .fold((0, 0), |(i, o), a| (i + a.source_size, o + a.output.size())),
         compressed,
         cache: cache
