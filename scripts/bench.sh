@@ -148,7 +148,27 @@ measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS'
 prep() { rm -rf "$OUTS/terser"; }
 measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
 
-# 4. The whole build (every file) cold, then incremental builds with the persistent cache:
+# 4. PNG: lossless optimisation of the corpus's PNGs, against the oxipng CLI at the same preset
+#    and strip level (installed with cargo into the throwaway folder).
+TOOLS=$WORK/tools
+[ -x "$TOOLS/bin/oxipng" ] || { log "installing the oxipng CLI (cargo install)"; cargo install oxipng --locked --quiet --root "$TOOLS"; }
+PNGSET=$WORK/pngset
+rm -rf "$PNGSET" && mkdir -p "$PNGSET"
+( cd "$CORPUS" && find . -name '*.png' -print0 | cpio -0 -pdm --quiet "$PNGSET" )
+PNG_FILES=$(find "$PNGSET" -name '*.png' | wc -l)
+cat > "$WORK/kiln-png.toml" <<TOML
+src = "$PNGSET"
+[manifest]
+formats = ["kiln"]
+[compress]
+formats = []
+TOML
+prep() { rm -rf "$OUTS/kiln-png"; }
+measure png.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-png.toml" --out "$OUTS/kiln-png"
+prep() { rm -rf "$OUTS/oxipng"; cp -r "$PNGSET" "$OUTS/oxipng"; }
+measure png.oxipng "$TOOLS/bin/oxipng" -q -o 2 --strip safe -r "$OUTS/oxipng"
+
+# 5. The whole build (every file) cold, then incremental builds with the persistent cache:
 #    nothing changed, one CSS file edited, one image edited. Edits go to a copy of the corpus.
 EDIT=$WORK/corpus-edit
 rm -rf "$EDIT" && cp -a "$CORPUS" "$EDIT"
@@ -194,6 +214,8 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
   row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
   row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
+  row "PNG, lossless (preset 2)" kiln "$PNG_FILES" png.kiln "$OUTS/kiln-png" '*.png'
+  row "PNG, lossless (preset 2)" "oxipng CLI (-o 2 --strip safe)" "$PNG_FILES" png.oxipng "$OUTS/oxipng" '*.png'
   row "whole build, cold" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
   row "rebuild, nothing changed ($(ratio2 noop.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" noop.kiln -
   row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
@@ -202,7 +224,8 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
        "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
-       "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss."
+       "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss;" \
+       "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed."
 } | tee "$WORK/results.md"
 
 if [ $DOCS -eq 1 ]; then
