@@ -104,6 +104,8 @@ cat > "$WORK/kiln-hash.toml" <<TOML
 src = "$CORPUS"
 minify = false
 source_maps = false
+[images]
+optimize = false
 [manifest]
 formats = ["django"]
 [compress]

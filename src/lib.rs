@@ -134,14 +134,17 @@ impl Builder {
         })?;
         #[cfg(feature = "images")]
         let png = kiln_image::PngTransformer::new(&self.config);
-        let transformers: Vec<&dyn kiln_core::Transformer> = vec![
+        #[allow(unused_mut)] // without the `images` feature nothing is pushed
+        let mut transformers: Vec<&dyn kiln_core::Transformer> = vec![
             #[cfg(feature = "css")]
             &css,
             #[cfg(feature = "js")]
             &js,
-            #[cfg(feature = "images")]
-            &png,
         ];
+        #[cfg(feature = "images")]
+        if self.config.images.optimize {
+            transformers.push(&png);
+        }
         kiln_core::build(&self.config, &transformers, progress)
     }
 }

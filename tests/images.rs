@@ -83,3 +83,15 @@ fn text_metadata_is_stripped_and_colour_information_kept() {
     assert!(has(&built, b"sRGB"), "sRGB affects colour and is kept");
     assert!(pixels(&png) == pixels(&built));
 }
+
+#[test]
+fn images_pass_through_untouched_when_optimisation_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut b = common::builder(&fixture("real-world"), &out);
+    b.config_mut().images.optimize = false;
+    b.build().unwrap();
+    let logical = "vendor/jquery-ui/themes/base/images/ui-icons_444444_256x240.png";
+    let built = std::fs::read(out.join(&names(&out)[logical])).unwrap();
+    assert!(built == std::fs::read(fixture("real-world").join(logical)).unwrap());
+}

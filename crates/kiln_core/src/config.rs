@@ -71,6 +71,8 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ImagesConfig {
+    /// Optimise images at all (off: they are fingerprinted and copied as they are).
+    pub optimize: bool,
     /// oxipng preset for lossless PNG optimisation, 0 (fast) to 6 (smallest).
     pub png_preset: u8,
     /// Images with more pixels than this are refused (decompression bombs).
@@ -80,6 +82,7 @@ pub struct ImagesConfig {
 impl Default for ImagesConfig {
     fn default() -> Self {
         ImagesConfig {
+            optimize: true,
             png_preset: 2,
             max_pixels: 100_000_000,
         }
