@@ -113,20 +113,21 @@ formats = []
 TOML
 prep() { rm -rf "$OUTS/kiln-hash"; }
 measure hash.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
-prep() { rm -rf "$OUTS/django-hash"; }
-measure hash.django env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/django-hash" \
-  KILN_BENCH_STORAGE=django.contrib.staticfiles.storage.ManifestStaticFilesStorage PYTHONPATH="$WORK" \
-  "$VENV/bin/django-admin" collectstatic --noinput -v 0
+# collectstatic KEY OUT STORAGE: times Django's collectstatic of the corpus into OUT with STORAGE.
+collectstatic() {
+  COLLECT_OUT=$2
+  prep() { rm -rf "$COLLECT_OUT"; }
+  measure "$1" env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$2" \
+    KILN_BENCH_STORAGE="$3" PYTHONPATH="$WORK" "$VENV/bin/django-admin" collectstatic --noinput -v 0
+}
+collectstatic hash.django "$OUTS/django-hash" django.contrib.staticfiles.storage.ManifestStaticFilesStorage
 
 # 2. Hash + rewrite + precompression (.br and .gz), vs WhiteNoise's CompressedManifestStaticFilesStorage
 #    (Brotli 11 through the `brotli` package, gzip 9 through zlib).
 sed -e '/^\[compress\]/,$d' "$WORK/kiln-hash.toml" > "$WORK/kiln-compress.toml"
 prep() { rm -rf "$OUTS/kiln-compress"; }
 measure compress.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-compress.toml" --out "$OUTS/kiln-compress"
-prep() { rm -rf "$OUTS/whitenoise"; }
-measure compress.whitenoise env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$OUTS/whitenoise" \
-  KILN_BENCH_STORAGE=whitenoise.storage.CompressedManifestStaticFilesStorage PYTHONPATH="$WORK" \
-  "$VENV/bin/django-admin" collectstatic --noinput -v 0
+collectstatic compress.whitenoise "$OUTS/whitenoise" whitenoise.storage.CompressedManifestStaticFilesStorage
 
 # 3. CSS + JS minification (+ fingerprints where the tool does it), on the corpus's CSS and JS.
 #    kiln also rewrites every reference; esbuild, swc and terser do not.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{copy_dir, json};
+use common::{copy_dir, json, names};
 use kiln::Builder;
 
 /// Where scripts/test installs the end-to-end tools.
@@ -107,70 +107,64 @@ fn drop_manifest_entry(out: &Path, logical: &str) {
     }
 }
 
-#[test]
-fn django_renders_hashed_urls_and_whitenoise_serves_them_immutable_and_brotli() {
-    let Some(python) = python() else { return };
+/// Runs a framework check script on the built example for `logical`, then on a copy whose
+/// framework manifests lack that entry, which must fail. Returns the fingerprinted file, the
+/// check's JSON report and the broken copy's output.
+fn framework_check(
+    python: &Path,
+    check_script: &str,
+    logical: &str,
+) -> (String, serde_json::Value, String) {
     let (_dir, out) = built_example();
-    let file = json(&out.join("manifest.json"))["assets"]["css/app.css"]["file"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let file = names(&out)[logical].clone();
     let check = |out: &Path| {
-        run(Command::new(&python)
-            .arg(script("django_check.py"))
+        run(Command::new(python)
+            .arg(script(check_script))
             .arg(out)
-            .arg("css/app.css")
+            .arg(logical)
             .arg(&file))
     };
     let o = check(&out);
     assert!(o.status.success(), "{}", text(&o));
-    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let result = serde_json::from_slice(&o.stdout).unwrap();
+    let broken = broken_copy(&out, |o| drop_manifest_entry(o, logical));
+    let o = check(broken.path());
+    assert!(
+        !o.status.success(),
+        "the check passed without the manifest entry: {}",
+        text(&o)
+    );
+    (file, result, text(&o))
+}
+
+#[test]
+fn django_renders_hashed_urls_and_whitenoise_serves_them_immutable_and_brotli() {
+    let Some(python) = python() else { return };
+    let (file, result, broken) = framework_check(&python, "django_check.py", "css/app.css");
     assert_eq!(result["static"], format!("/static/{file}").as_str());
     assert_eq!(
         result["cdn"],
         format!("https://static.example.com/{file}").as_str()
     );
-
-    let broken = broken_copy(&out, |o| drop_manifest_entry(o, "css/app.css"));
-    let o = check(broken.path());
     assert!(
-        !o.status.success() && text(&o).contains("Missing staticfiles manifest entry"),
-        "{}",
-        text(&o)
+        broken.contains("Missing staticfiles manifest entry"),
+        "{broken}"
     );
 }
 
 #[test]
 fn flask_static_url_for_gives_hashed_and_cdn_urls_and_whitenoise_serves_brotli() {
     let Some(python) = python() else { return };
-    let (_dir, out) = built_example();
-    let file = json(&out.join("manifest.json"))["assets"]["js/main.js"]["file"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let check = |out: &Path| {
-        run(Command::new(&python)
-            .arg(script("flask_check.py"))
-            .arg(out)
-            .arg("js/main.js")
-            .arg(&file))
-    };
-    let o = check(&out);
-    assert!(o.status.success(), "{}", text(&o));
-    let result: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let (file, result, broken) = framework_check(&python, "flask_check.py", "js/main.js");
     assert_eq!(result["static_url_for"], format!("/static/{file}").as_str());
     assert_eq!(
         result["cdn"],
         format!("https://cdn.example.com/static/{file}").as_str()
     );
-
     // flask-static-digest silently falls back to the unhashed name: the check must notice.
-    let broken = broken_copy(&out, |o| drop_manifest_entry(o, "js/main.js"));
-    let o = check(broken.path());
     assert!(
-        !o.status.success() && text(&o).contains("static_url_for gave '/static/js/main.js'"),
-        "{}",
-        text(&o)
+        broken.contains("static_url_for gave '/static/js/main.js'"),
+        "{broken}"
     );
 }
 
@@ -276,10 +270,7 @@ http {{
     );
     wait_for_port(port, &mut server);
 
-    let file = json(&out.join("manifest.json"))["assets"]["css/app.css"]["file"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let file = names(&out)["css/app.css"].clone();
     let url = format!("http://127.0.0.1:{port}/static/{file}");
     let r = get(&python, &url, "gzip");
     assert_eq!(r["status"], 200);
@@ -390,11 +381,7 @@ fn chromium_loads_the_example_page_with_every_request_succeeding() {
 
     // An import left unhashed breaks the page, and the test notices.
     let broken = broken_copy(&out, |o| {
-        let main = o.join(
-            json(&o.join("manifest.json"))["assets"]["js/main.js"]["file"]
-                .as_str()
-                .unwrap(),
-        );
+        let main = o.join(&names(o)["js/main.js"]);
         let code = std::fs::read_to_string(&main).unwrap();
         let greet = regex_free_replace(&code, "./lib/greet.", ".js", "./lib/greet.js");
         std::fs::write(&main, greet).unwrap();
