@@ -65,18 +65,23 @@ pub struct Asset {
     pub stamp: Option<crate::index::Stamp>,
     /// What the file index knows of an unchanged file kiln did not read (see [`crate::index`]).
     pub known: Option<crate::index::Known>,
+    /// BLAKE3 of its contents, computed once where they are read (or taken from the index):
+    /// cache keys, the file index and the hash of a file that passes through all use it.
+    pub hash: blake3::Hash,
 }
 
 impl Asset {
     /// An asset that exists only in memory (tests, benchmarks, tools embedding kiln): id 0, kind
     /// from the extension, its logical path as its path.
     pub fn from_bytes(logical: &str, bytes: impl Into<bytes::Bytes>) -> Asset {
+        let bytes: bytes::Bytes = bytes.into();
         Asset {
             id: AssetId(0),
             logical: logical.to_owned(),
             path: PathBuf::from(logical),
             kind: AssetKind::from_path(logical),
-            bytes: bytes.into(),
+            hash: blake3::hash(&bytes),
+            bytes,
             stamp: None,
             known: None,
         }

@@ -126,9 +126,18 @@ pub fn discover_with(
                 }
                 _ => None,
             };
-            let bytes = match known {
-                Some(_) => bytes::Bytes::new(),
-                None => std::fs::read(&path).map_err(io)?.into(),
+            // An index entry whose hash does not parse is ignored: the file is read instead.
+            let known_hash = known
+                .as_ref()
+                .and_then(|k| blake3::Hash::from_hex(&k.blake3).ok());
+            let known = known.filter(|_| known_hash.is_some());
+            let (bytes, hash) = match known_hash {
+                Some(hash) => (bytes::Bytes::new(), hash),
+                None => {
+                    let bytes: bytes::Bytes = std::fs::read(&path).map_err(io)?.into();
+                    let hash = blake3::hash(&bytes);
+                    (bytes, hash)
+                }
             };
             Ok(Asset {
                 id: AssetId(i as u32),
@@ -138,6 +147,7 @@ pub fn discover_with(
                 bytes,
                 stamp,
                 known,
+                hash,
             })
         })
         .collect::<Result<Vec<_>, _>>()?;

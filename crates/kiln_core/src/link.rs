@@ -298,14 +298,16 @@ impl Diagnostic {
 }
 
 /// Over the BLAKE3 of the output's bytes, so a file the index let kiln skip reading (whose hash
-/// is known) hashes exactly as if it had been read.
+/// is known) hashes exactly as if it had been read. A file that passes through shares its
+/// source's buffer, whose hash discovery already computed.
 fn isolated_hash(asset: &Asset, output: &TransformOutput) -> blake3::Hash {
-    let (len, content) = match &asset.known {
-        Some(k) => (
-            k.stamp.size,
-            blake3::Hash::from_hex(&k.blake3).unwrap_or_else(|_| blake3::hash(&output.bytes)),
-        ),
-        None => (output.bytes.len() as u64, blake3::hash(&output.bytes)),
+    let passes_through = asset.known.is_some()
+        || (output.bytes.as_ptr() == asset.bytes.as_ptr()
+            && output.bytes.len() == asset.bytes.len());
+    let (len, content) = if passes_through {
+        (asset.size(), asset.hash)
+    } else {
+        (output.bytes.len() as u64, blake3::hash(&output.bytes))
     };
     let mut h = blake3::Hasher::new();
     h.update(b"kiln isolated v2\0");

@@ -156,14 +156,7 @@ fn run(
             // A file modified in the last moments could change again within the same timestamp
             // tick: leave it out, it is read next time ("racily clean", as git calls it).
             .filter(|(_, a)| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
-            .filter_map(|(i, a)| {
-                Some((
-                    i,
-                    std::path::absolute(&a.path).ok()?,
-                    a.stamp?,
-                    blake3::hash(&a.bytes),
-                ))
-            })
+            .filter_map(|(i, a)| Some((i, std::path::absolute(&a.path).ok()?, a.stamp?, a.hash)))
             .collect(),
         None => Vec::new(),
     };

@@ -172,15 +172,11 @@ pub fn transform(
 ) -> Transformed {
     let assets = discovered.assets;
     // Content hashes, for cache keys and for checking cached outputs' dependencies.
-    let content: Vec<blake3::Hash> = match cache {
-        Some(_) => assets.par_iter().map(|a| blake3::hash(&a.bytes)).collect(),
-        None => Vec::new(),
-    };
     let content_of = |logical: &str| -> Option<blake3::Hash> {
         let i = assets
             .binary_search_by(|a| a.logical.as_str().cmp(logical))
             .ok()?;
-        content.get(i).copied()
+        Some(assets[i].hash)
     };
     let fingerprint = config.transform_fingerprint();
     // Largest first, one task per asset: a big file started last would leave the other cores
@@ -206,7 +202,7 @@ pub fn transform(
                     key.update(fingerprint.as_bytes());
                     key.update(asset.logical.as_bytes());
                     key.update(b"\0");
-                    key.update(content[i].as_bytes());
+                    key.update(asset.hash.as_bytes());
                     let key = key.finalize();
                     let cached = cache.get("transform", &key).and_then(|payload| {
                         crate::cache::decode_transform(payload, &asset.display_path(), content_of)
