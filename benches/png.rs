@@ -13,8 +13,11 @@ fn jquery_ui_sprite(bencher: divan::Bencher) {
         env!("CARGO_MANIFEST_DIR"),
         "/fixtures/real-world/vendor/jquery-ui/themes/base/images/ui-icons_444444_256x240.png"
     );
-    let config = Config::default();
-    let t = kiln_image::PngTransformer::new(&config);
+    let mut config = Config::default();
+    // Only the lossless optimisation: no AVIF/WebP variants, no placeholder.
+    config.images.formats.clear();
+    config.images.placeholder = false;
+    let t = kiln_image::ImageTransformer::new(&config);
     let all = [Asset::from_bytes(
         "ui-icons.png",
         std::fs::read(path).expect("fixture"),

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 pub mod watch;
 
 pub use kiln_core;
-pub use kiln_core::config::{CssConfig, ManifestConfig, Targets};
+pub use kiln_core::config::{
+    CssConfig, ImageFormat, ImagesConfig, ImagesOverride, ManifestConfig, Targets,
+};
 pub use kiln_core::{
     BuildError, BuildReport, Config, ConfigError, Diagnostic, ManifestFormat, Progress, Severity,
 };
@@ -133,7 +135,7 @@ impl Builder {
             })
         })?;
         #[cfg(feature = "images")]
-        let png = kiln_image::PngTransformer::new(&self.config);
+        let images = kiln_image::ImageTransformer::new(&self.config);
         #[allow(unused_mut)] // without the `images` feature nothing is pushed
         let mut transformers: Vec<&dyn kiln_core::Transformer> = vec![
             #[cfg(feature = "css")]
@@ -142,8 +144,8 @@ impl Builder {
             &js,
         ];
         #[cfg(feature = "images")]
-        if self.config.images.optimize {
-            transformers.push(&png);
+        if kiln_image::ImageTransformer::enabled(&self.config) {
+            transformers.push(&images);
         }
         kiln_core::build(&self.config, &transformers, progress)
     }

@@ -95,3 +95,384 @@ fn images_pass_through_untouched_when_optimisation_is_off() {
     let built = std::fs::read(out.join(&names(&out)[logical])).unwrap();
     assert!(built == std::fs::read(fixture("real-world").join(logical)).unwrap());
 }
+
+/// Builds the named files of `fixtures/images` (and any `extra` (logical, fixture path)) with
+/// `configure` applied; returns the temp dir, the output folder and the build's result.
+fn build_images(
+    files: &[&str],
+    extra: &[(&str, &str)],
+    configure: impl FnOnce(&mut kiln::Config),
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Result<kiln::BuildReport, kiln::BuildError>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for f in files {
+        let to = src.join("img").join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(fixture("images").join(f), to).unwrap();
+    }
+    for (logical, from) in extra {
+        let to = src.join(logical);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(fixture(from), to).unwrap();
+    }
+    let out = dir.path().join("out");
+    let mut b = common::builder(&src, &out);
+    configure(b.config_mut());
+    let result = b.build();
+    (dir, out, result)
+}
+
+/// Width and height from an AVIF's `ispe` (image spatial extents) property.
+fn avif_dimensions(avif: &[u8]) -> (u32, u32) {
+    assert_eq!(&avif[4..12], b"ftypavif", "not an AVIF file");
+    let at = avif
+        .windows(4)
+        .position(|w| w == b"ispe")
+        .expect("ispe box")
+        + 8;
+    let be = |i: usize| u32::from_be_bytes(avif[i..i + 4].try_into().unwrap());
+    (be(at), be(at + 4))
+}
+
+/// Dimensions of any image kiln writes; decodes everything but AVIF (checked by its header here,
+/// and decoded by Chromium in tests/serving.rs).
+fn dimensions(bytes: &[u8], logical: &str) -> (u32, u32) {
+    if logical.ends_with(".avif") {
+        return avif_dimensions(bytes);
+    }
+    let img = image::load_from_memory(bytes).unwrap_or_else(|e| panic!("{logical}: {e}"));
+    (img.width(), img.height())
+}
+
+#[test]
+fn photos_get_responsive_widths_and_smaller_avif_and_webp_variants() {
+    let (_dir, out, result) = build_images(
+        &[
+            "photo-rocket.jpg",
+            "photo-chelsea.png",
+            "rotated-exif-6.jpg",
+            "sixteen-bit.png",
+        ],
+        &[
+            (
+                "icons/marker.png",
+                "real-world/vendor/leaflet/images/marker-icon-2x.png",
+            ),
+            (
+                "icons/sprite.png",
+                "real-world/vendor/jquery-ui/themes/base/images/ui-icons_444444_256x240.png",
+            ),
+        ],
+        |c| c.images.widths = vec![200, 320, 5000],
+    );
+    result.unwrap();
+    let manifest = common::json(&out.join("manifest.json"));
+    let assets = manifest["assets"].as_object().unwrap();
+    let expect: [(&str, (u32, u32)); 6] = [
+        ("img/photo-rocket.jpg", (640, 427)),
+        ("img/photo-chelsea.png", (451, 300)),
+        // Stored 512x600 with EXIF orientation 6: displayed (and resized) 600x512.
+        ("img/rotated-exif-6.jpg", (600, 512)),
+        ("img/sixteen-bit.png", (451, 300)),
+        ("icons/marker.png", (50, 82)),
+        ("icons/sprite.png", (256, 240)),
+    ];
+    let mut modern = 0;
+    for (logical, (w, h)) in expect {
+        let entry = &assets[logical];
+        assert_eq!(
+            (entry["width"].as_u64(), entry["height"].as_u64()),
+            (Some(w.into()), Some(h.into())),
+            "{logical}"
+        );
+        assert!(
+            entry["placeholder"].as_str().is_some_and(|p| p.len() > 10),
+            "{logical} has a placeholder"
+        );
+        let variants = entry["variants"].as_array().unwrap();
+        let ext = logical.rsplit_once('.').unwrap().1;
+        let stem = logical.rsplit_once('.').unwrap().0;
+        // The image's own format at each width below its own (never upscaled).
+        let own_widths: Vec<u64> = variants
+            .iter()
+            .filter(|v| v["logical"].as_str().unwrap().ends_with(&format!(".{ext}")))
+            .map(|v| v["width"].as_u64().unwrap())
+            .collect();
+        let wanted: Vec<u64> = [200, 320].into_iter().filter(|&x| x < w as u64).collect();
+        assert_eq!(own_widths, wanted, "{logical}");
+        for v in variants {
+            let vlogical = v["logical"].as_str().unwrap();
+            let file = v["file"].as_str().unwrap();
+            let bytes = std::fs::read(out.join(file)).unwrap();
+            assert_eq!(
+                bytes.len() as u64,
+                v["size"].as_u64().unwrap(),
+                "{vlogical}"
+            );
+            let (vw, vh) = (
+                v["width"].as_u64().unwrap() as u32,
+                v["height"].as_u64().unwrap() as u32,
+            );
+            assert_eq!(dimensions(&bytes, vlogical), (vw, vh), "{vlogical}");
+            assert_eq!(
+                vh,
+                ((h as f64) * (vw as f64) / (w as f64)).round() as u32,
+                "{vlogical} keeps the aspect ratio"
+            );
+            // A modern variant is smaller than the image's own format at that width.
+            let vext = vlogical.rsplit_once('.').unwrap().1;
+            if vext != ext {
+                modern += 1;
+                let type_ = v["content_type"].as_str().unwrap();
+                assert_eq!(type_, format!("image/{vext}"));
+                let own = if vw == w {
+                    entry["size"].as_u64().unwrap()
+                } else {
+                    variants
+                        .iter()
+                        .find(|o| o["logical"] == format!("{stem}-{vw}w.{ext}"))
+                        .unwrap()["size"]
+                        .as_u64()
+                        .unwrap()
+                };
+                assert!(
+                    v["size"].as_u64().unwrap() < own,
+                    "{vlogical} is not smaller than {own}"
+                );
+            }
+            // Variants are assets of their own: fingerprinted and in every manifest.
+            assert_eq!(assets[vlogical]["variant_of"], logical);
+            assert_eq!(
+                common::json(&out.join("staticfiles.json"))["paths"][vlogical],
+                file
+            );
+        }
+    }
+    let photo = assets["img/photo-rocket.jpg"]["variants"]
+        .as_array()
+        .unwrap();
+    let photo: Vec<&str> = photo
+        .iter()
+        .map(|v| v["logical"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        photo,
+        [
+            "img/photo-rocket-200w.jpg",
+            "img/photo-rocket-200w.avif",
+            "img/photo-rocket-200w.webp",
+            "img/photo-rocket-320w.jpg",
+            "img/photo-rocket-320w.avif",
+            "img/photo-rocket-320w.webp",
+            "img/photo-rocket.avif",
+            "img/photo-rocket.webp"
+        ],
+        "photos get every width in every format"
+    );
+    assert!(modern >= 12, "only {modern} modern variants");
+}
+
+/// Mean absolute difference per channel between two same-sized RGB images.
+fn difference(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions());
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+#[test]
+fn exif_orientation_is_applied_before_resizing() {
+    let (_dir, out, result) = build_images(&["rotated-exif-6.jpg"], &[], |c| {
+        c.images.widths = vec![300];
+        c.images.formats.clear();
+    });
+    result.unwrap();
+    let names = names(&out);
+    let variant = image::load_from_memory(
+        &std::fs::read(out.join(&names["img/rotated-exif-6-300w.jpg"])).unwrap(),
+    )
+    .unwrap()
+    .to_rgb8();
+    assert_eq!(variant.dimensions(), (300, 256));
+    let stored =
+        image::load_from_memory(&std::fs::read(fixture("images/rotated-exif-6.jpg")).unwrap())
+            .unwrap();
+    let upright = stored
+        .rotate90()
+        .resize_exact(300, 256, image::imageops::FilterType::Lanczos3)
+        .to_rgb8();
+    let wrong = stored
+        .rotate270()
+        .resize_exact(300, 256, image::imageops::FilterType::Lanczos3)
+        .to_rgb8();
+    let (right, wrong) = (difference(&variant, &upright), difference(&variant, &wrong));
+    assert!(
+        right < 6.0 && right * 3.0 < wrong,
+        "upright {right}, the other way {wrong}"
+    );
+    // The optimised original keeps its orientation (browsers rotate it), and nothing else of its EXIF.
+    let built = std::fs::read(out.join(&names["img/rotated-exif-6.jpg"])).unwrap();
+    let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&built)).unwrap();
+    use image::ImageDecoder as _;
+    assert_eq!(
+        decoder.orientation().unwrap(),
+        image::metadata::Orientation::Rotate90
+    );
+}
+
+#[test]
+fn jpegs_are_optimised_losslessly_and_re_encoded_only_when_asked() {
+    let (_dir, out, result) =
+        build_images(&["photo-rocket.jpg"], &[], |c| c.images.formats.clear());
+    result.unwrap();
+    let source = std::fs::read(fixture("images/photo-rocket.jpg")).unwrap();
+    let lossless = std::fs::read(out.join(&names(&out)["img/photo-rocket.jpg"])).unwrap();
+    assert!(
+        lossless.len() < source.len(),
+        "{} -> {}",
+        source.len(),
+        lossless.len()
+    );
+    let rgb = |b: &[u8]| image::load_from_memory(b).unwrap().to_rgb8();
+    assert!(
+        rgb(&lossless) == rgb(&source),
+        "lossless optimisation changed pixels"
+    );
+    assert!(
+        !lossless.windows(4).any(|w| w == b"cmp3"),
+        "the JPEG comment is stripped"
+    );
+
+    let (_dir, out, result) = build_images(&["photo-rocket.jpg"], &[], |c| {
+        c.images.formats.clear();
+        c.images.jpeg_quality = Some(60);
+    });
+    result.unwrap();
+    let lossy = std::fs::read(out.join(&names(&out)["img/photo-rocket.jpg"])).unwrap();
+    assert!(
+        lossy.len() < lossless.len(),
+        "quality 60: {} bytes",
+        lossy.len()
+    );
+    let diff = difference(&rgb(&lossy), &rgb(&source));
+    assert!(diff > 0.0 && diff < 8.0, "quality 60 differs by {diff}");
+}
+
+#[test]
+fn overrides_turn_variants_off_for_icons() {
+    let (_dir, out, result) = build_images(
+        &["photo-chelsea.png"],
+        &[(
+            "icons/marker.png",
+            "real-world/vendor/leaflet/images/marker-icon-2x.png",
+        )],
+        |c| {
+            c.images.widths = vec![100];
+            c.images.overrides = vec![
+                serde_json::from_value(serde_json::json!({
+                    "paths": ["icons/**"], "widths": [], "formats": [], "placeholder": false
+                }))
+                .unwrap(),
+            ];
+        },
+    );
+    result.unwrap();
+    let m = common::json(&out.join("manifest.json"));
+    assert!(m["assets"]["icons/marker.png"].get("variants").is_none());
+    assert!(m["assets"]["icons/marker.png"].get("placeholder").is_none());
+    assert_eq!(m["assets"]["icons/marker.png"]["width"], 50);
+    assert!(
+        m["assets"]["img/photo-chelsea.png"]["variants"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 3
+    );
+}
+
+#[test]
+fn sixteen_bit_palette_and_animated_pngs_keep_their_pixels() {
+    let (_dir, out, result) = build_images(
+        &["sixteen-bit.png", "animated.png"],
+        &[(
+            "icons/palette.png",
+            "real-world/vendor/leaflet/images/marker-icon-2x.png",
+        )],
+        |_| {},
+    );
+    result.unwrap();
+    let names = names(&out);
+    for (logical, source) in [
+        ("img/sixteen-bit.png", fixture("images/sixteen-bit.png")),
+        ("img/animated.png", fixture("images/animated.png")),
+        (
+            "icons/palette.png",
+            fixture("real-world/vendor/leaflet/images/marker-icon-2x.png"),
+        ),
+    ] {
+        let source = std::fs::read(source).unwrap();
+        let built = std::fs::read(out.join(&names[logical])).unwrap();
+        assert!(built.len() <= source.len(), "{logical} grew");
+        assert!(
+            pixels(&source) == pixels(&built),
+            "{logical}: pixels changed"
+        );
+    }
+    let animated = std::fs::read(out.join(&names["img/animated.png"])).unwrap();
+    assert!(animated.windows(4).any(|w| w == b"acTL"), "still animated");
+    let m = common::json(&out.join("manifest.json"));
+    assert!(
+        m["assets"]["img/animated.png"].get("variants").is_none(),
+        "one frame would be wrong"
+    );
+}
+
+#[test]
+fn bombs_and_truncated_images_fail_the_build_naming_each_file() {
+    let (dir, out, result) = build_images(&["photo-chelsea.png"], &[], |_| {});
+    result.unwrap();
+    let before = common::tree(&out);
+    for f in ["bomb-100000x100000.png", "truncated.jpg", "truncated.png"] {
+        std::fs::copy(
+            fixture("images").join(f),
+            dir.path().join("src/img").join(f),
+        )
+        .unwrap();
+    }
+    let err = common::builder(&dir.path().join("src"), &out)
+        .build()
+        .unwrap_err();
+    let kiln::BuildError::Diagnostics(diagnostics) = err else {
+        panic!("{err}")
+    };
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| format!("{}: {}: {}", d.path, d.code, d.message))
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(
+        errors[0].contains("bomb-100000x100000.png: image-too-large: 100000x100000"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[1].contains("truncated.jpg: bad-image"),
+        "{errors:#?}"
+    );
+    assert!(
+        errors[2].contains("truncated.png: bad-image"),
+        "{errors:#?}"
+    );
+    assert!(
+        common::tree(&out) == before,
+        "a failed build leaves the previous output alone"
+    );
+}

@@ -378,6 +378,29 @@ fn chromium_loads_the_example_page_with_every_request_succeeding() {
         .find(|r| r["url"].as_str().unwrap().contains("/css/app."))
         .unwrap();
     assert_eq!(app_css["encoding"], "br");
+    // The <picture> built from kiln's manifest made Chromium pick the AVIF variant, and every
+    // variant (AVIF, WebP, the resized JPEG) decoded at the size the manifest states.
+    let picked = report["pictures"][0]["currentSrc"].as_str().unwrap();
+    assert!(
+        picked.contains("/img/rocket") && picked.ends_with(".avif"),
+        "{report:#}"
+    );
+    let variants = report["variants"].as_array().unwrap();
+    assert!(variants.len() >= 5, "{report:#}");
+    assert!(
+        variants
+            .iter()
+            .any(|v| v["file"].as_str().unwrap().ends_with(".avif")),
+        "{report:#}"
+    );
+
+    // A variant that is not the image it claims to be fails the check.
+    let broken = broken_copy(&out, |o| {
+        let avif = &names(o)["img/rocket.avif"];
+        std::fs::write(o.join(avif), b"not an AVIF").unwrap();
+    });
+    let (ok, report) = browse(broken.path());
+    assert!(!ok, "a broken AVIF variant passed: {report:#}");
 
     // An import left unhashed breaks the page, and the test notices.
     let broken = broken_copy(&out, |o| {

@@ -6,11 +6,13 @@
 Needs Flask, flask-static-digest and WhiteNoise (`pip install flask flask-static-digest whitenoise`).
 The browser test in tests/serving.rs serves kiln's output of this site through this app.
 """
+import json
 import os
 import re
 import sys
 
 from flask import Flask, render_template
+from markupsafe import Markup
 from flask_static_digest import FlaskStaticDigest
 from whitenoise import WhiteNoise
 
@@ -27,6 +29,33 @@ def create_app(static_dir=os.path.join(HERE, "static")):
         prefix="static/",
         immutable_file_test=lambda path, url: bool(HASHED.search(url)),
     )
+
+    # kiln's manifest.json lists each image's width, height and variants: enough to write a
+    # <picture> with AVIF and WebP sources and a srcset at every width (docs/manifest.md).
+    with open(os.path.join(static_dir, "manifest.json"), encoding="utf-8") as f:
+        kiln_manifest = json.load(f)
+
+    @app.template_global()
+    def picture(logical, alt, sizes):
+        assets, base = kiln_manifest["assets"], kiln_manifest["public_url"]
+        image = assets[logical]
+        own = image["content_type"]
+
+        def srcset(content_type):
+            widths = [(v["width"], v["file"]) for v in image.get("variants", []) if v["content_type"] == content_type]
+            if content_type == own:
+                widths.append((image["width"], image["file"]))
+            return ", ".join(f"{base}{file} {w}w" for w, file in sorted(set(widths)))
+
+        sources = [
+            Markup('<source type="{}" srcset="{}" sizes="{}">').format(t, srcset(t), sizes)
+            for t in ("image/avif", "image/webp")
+            if srcset(t)
+        ]
+        img = Markup('<img src="{}" srcset="{}" sizes="{}" width="{}" height="{}" alt="{}">').format(
+            base + image["file"], srcset(own), sizes, image["width"], image["height"], alt
+        )
+        return Markup("<picture>{}{}</picture>").format(Markup("").join(sources), img)
 
     @app.route("/")
     def index():

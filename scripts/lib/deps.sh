@@ -19,6 +19,11 @@ ensure_rust() {
 
 ensure_build_deps() {
   ensure_rust
+  # rav1e (AVIF) and mozjpeg assemble their SIMD kernels with nasm (>= 2.14): without it rav1e's
+  # build stops with "NASM build failed", and mozjpeg quietly falls back to slower C.
+  command -v nasm >/dev/null || apt_install nasm
+  # mozjpeg and libwebp are C, compiled by the cc crate.
+  command -v cc >/dev/null || apt_install gcc libc6-dev
 }
 
 # End-to-end tools for tests/serving.rs, all under target/e2e (gitignored, reused between runs).

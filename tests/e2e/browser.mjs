@@ -1,7 +1,8 @@
 // browser.mjs URL: loads a page in headless Chromium (Debian's, driven by playwright-core) and
 // prints what happened as JSON: every response, every failed request or HTTP error, page errors,
-// the module graph's DOM marker and whether the web font loaded. Exits 1 unless the marker says
-// "ready", the font loaded and nothing failed.
+// the module graph's DOM marker, whether the web font loaded, which file each <picture> chose and
+// whether every image variant in kiln's manifest decodes at its stated size. Exits 1 unless the
+// marker says "ready", the font loaded, every picture and variant decoded and nothing failed.
 import { chromium } from 'playwright-core';
 
 const url = process.argv[2];
@@ -25,9 +26,27 @@ try {
   const marker = await page.waitForFunction(() => document.documentElement.dataset.kiln, null, { timeout: 10000 })
     .then((h) => h.jsonValue()).catch(() => null);
   const font = await page.evaluate(async () => { await document.fonts.ready; return document.fonts.check('16px "Example Sans"'); });
+  // Which source each <picture> chose, and whether every image variant in kiln's manifest decodes
+  // at the size the manifest states (AVIF included, which only a browser decodes here).
+  const pictures = await page.evaluate(() => [...document.querySelectorAll('picture img')].map((i) => ({
+    currentSrc: i.currentSrc, complete: i.complete, naturalWidth: i.naturalWidth })));
+  const variants = await page.evaluate(async () => {
+    const manifest = await (await fetch('/static/manifest.json')).json();
+    const checks = [];
+    for (const entry of Object.values(manifest.assets)) {
+      for (const v of entry.variants ?? []) {
+        const img = new Image();
+        img.src = manifest.public_url + v.file;
+        const decoded = await img.decode().then(() => true, () => false);
+        checks.push({ file: v.file, decoded, ok: decoded && img.naturalWidth === v.width && img.naturalHeight === v.height });
+      }
+    }
+    return checks;
+  });
   if (process.env.KILN_SCREENSHOT) await page.screenshot({ path: process.env.KILN_SCREENSHOT });
-  const ok = marker === 'ready' && font && failures.length === 0;
-  console.log(JSON.stringify({ ok, marker, font, failures, responses }));
+  const ok = marker === 'ready' && font && failures.length === 0 && pictures.every((p) => p.complete && p.naturalWidth > 0)
+    && variants.every((v) => v.ok);
+  console.log(JSON.stringify({ ok, marker, font, failures, pictures, variants, responses }));
   process.exitCode = ok ? 0 : 1;
 } finally {
   await browser.close();

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Diagnostic;
-use crate::transform::{Columns, MapComment, Reference, TransformOutput};
+use crate::transform::{Columns, ImageInfo, MapComment, Reference, TransformOutput, Variant};
 
 const MAGIC: &[u8; 8] = b"KILNC001";
 const LAYOUT: &str = "v1";
@@ -201,6 +201,11 @@ struct TransformMeta {
     diagnostics: Vec<Diagnostic>,
     /// (logical path, BLAKE3 hex of its content) of every other file the transform read.
     dependencies: Vec<(String, String)>,
+    #[serde(default)]
+    image: Option<ImageInfo>,
+    /// (logical path, width, height, byte length) of each variant; their bytes follow the output's.
+    #[serde(default)]
+    variants: Vec<(String, u32, u32, u64)>,
 }
 
 /// Encodes a (successful) transform output; `content_of` gives the current content hash of a
@@ -236,12 +241,22 @@ pub(crate) fn encode_transform(
             })
             .collect(),
         dependencies,
+        image: out.image.clone(),
+        variants: out
+            .variants
+            .iter()
+            .map(|v| (v.logical.clone(), v.width, v.height, v.bytes.len() as u64))
+            .collect(),
     };
     let meta = serde_json::to_vec(&meta).ok()?;
-    let mut payload = Vec::with_capacity(meta.len() + out.bytes.len() + 8);
+    let extra: usize = out.variants.iter().map(|v| v.bytes.len()).sum();
+    let mut payload = Vec::with_capacity(meta.len() + out.bytes.len() + extra + 8);
     payload.extend_from_slice(&(meta.len() as u64).to_le_bytes());
     payload.extend_from_slice(&meta);
     payload.extend_from_slice(&out.bytes);
+    for v in &out.variants {
+        payload.extend_from_slice(&v.bytes);
+    }
     Some(payload)
 }
 
@@ -260,9 +275,27 @@ pub(crate) fn decode_transform(
         }
     }
     let mut payload = payload;
-    let bytes = payload.split_off(8 + len);
+    let mut bytes = bytes::Bytes::from(payload.split_off(8 + len));
+    let extra = meta
+        .variants
+        .iter()
+        .try_fold(0usize, |sum, v| sum.checked_add(usize::try_from(v.3).ok()?))?;
+    let main_len = bytes.len().checked_sub(extra)?;
+    let mut rest = bytes.split_off(main_len);
+    let variants = meta
+        .variants
+        .into_iter()
+        .map(|(logical, width, height, len)| Variant {
+            logical,
+            bytes: rest.split_to(len as usize),
+            width,
+            height,
+        })
+        .collect();
     Some(TransformOutput {
-        bytes: bytes.into(),
+        bytes,
+        image: meta.image,
+        variants,
         references: meta.references,
         source_map: meta.source_map,
         map_comment: meta.map_comment,

@@ -65,18 +65,36 @@ pub struct Config {
     pub images: ImagesConfig,
 }
 
-/// `[images]`: image optimisation. (The responsive-width and modern-format keys `widths`,
-/// `formats`, `quality` and `speed` arrive with that work.)
+/// `[images]`: image optimisation, responsive widths and modern formats. The keys `widths`,
+/// `formats`, `quality` and `speed` are fixed: other tools write them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ImagesConfig {
-    /// Optimise images at all (off: they are fingerprinted and copied as they are).
+    /// Optimise images at all (off: they are fingerprinted and copied as they are, no variants).
     pub optimize: bool,
     /// oxipng preset for lossless PNG optimisation, 0 (fast) to 6 (smallest).
     pub png_preset: u8,
     /// Images with more pixels than this are refused (decompression bombs).
     pub max_pixels: u64,
+    /// Widths in pixels of the resized variants (`photo-480w.jpg`, `photo-480w.avif`, ...); an
+    /// image is never upscaled, so widths at or above its own are skipped.
+    pub widths: Vec<u32>,
+    /// Modern formats each image (and each width) is also written in, when smaller.
+    pub formats: Vec<ImageFormat>,
+    /// Quality of AVIF and WebP variants, 1 to 100.
+    pub quality: u8,
+    /// Encoding speed of AVIF (and WebP) variants, 1 (slowest, smallest) to 10 (fastest).
+    pub speed: u8,
+    /// Re-encode JPEGs at this quality (1 to 100), keeping whichever of that and the lossless
+    /// optimisation is smaller. Unset: JPEGs are only optimised losslessly. Resized JPEG
+    /// variants are encoded at this quality, or 85.
+    pub jpeg_quality: Option<u8>,
+    /// Add a tiny placeholder (a base64 ThumbHash) to each image's manifest entry.
+    pub placeholder: bool,
+    /// Settings for the images whose logical path matches one of `paths` (the last matching
+    /// override wins, key by key): `[[images.overrides]] paths = ["icons/**"] formats = []`.
+    pub overrides: Vec<ImagesOverride>,
 }
 
 impl Default for ImagesConfig {
@@ -85,8 +103,182 @@ impl Default for ImagesConfig {
             optimize: true,
             png_preset: 2,
             max_pixels: 100_000_000,
+            widths: Vec::new(),
+            formats: vec![ImageFormat::Avif, ImageFormat::Webp],
+            quality: 80,
+            speed: 6,
+            jpeg_quality: None,
+            placeholder: true,
+            overrides: Vec::new(),
         }
     }
+}
+
+/// A modern image format kiln writes variants in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ImageFormat {
+    /// AVIF (ravif/rav1e).
+    Avif,
+    /// Lossy WebP (libwebp).
+    Webp,
+}
+
+impl ImageFormat {
+    /// The file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            ImageFormat::Avif => "avif",
+            ImageFormat::Webp => "webp",
+        }
+    }
+}
+
+/// `[[images.overrides]]`: image settings for some paths. Unset keys keep the `[images]` value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ImagesOverride {
+    /// Globs of logical paths (`icons/**`, `*.png`; a glob without `/` matches any file name).
+    pub paths: Vec<String>,
+    /// See [`ImagesConfig::optimize`].
+    pub optimize: Option<bool>,
+    /// See [`ImagesConfig::widths`].
+    pub widths: Option<Vec<u32>>,
+    /// See [`ImagesConfig::formats`].
+    pub formats: Option<Vec<ImageFormat>>,
+    /// See [`ImagesConfig::quality`].
+    pub quality: Option<u8>,
+    /// See [`ImagesConfig::speed`].
+    pub speed: Option<u8>,
+    /// See [`ImagesConfig::jpeg_quality`].
+    pub jpeg_quality: Option<u8>,
+    /// See [`ImagesConfig::placeholder`].
+    pub placeholder: Option<bool>,
+}
+
+/// The image settings in force for one file, after overrides.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ImageSettings {
+    /// See [`ImagesConfig::optimize`].
+    pub optimize: bool,
+    /// See [`ImagesConfig::widths`] (sorted, without duplicates).
+    pub widths: Vec<u32>,
+    /// See [`ImagesConfig::formats`].
+    pub formats: Vec<ImageFormat>,
+    /// See [`ImagesConfig::quality`].
+    pub quality: u8,
+    /// See [`ImagesConfig::speed`].
+    pub speed: u8,
+    /// See [`ImagesConfig::jpeg_quality`].
+    pub jpeg_quality: Option<u8>,
+    /// See [`ImagesConfig::placeholder`].
+    pub placeholder: bool,
+}
+
+impl ImagesConfig {
+    /// The settings for the image at `logical`: `[images]` with every matching override applied
+    /// in order.
+    pub fn settings_for(&self, logical: &str) -> ImageSettings {
+        let mut s = ImageSettings {
+            optimize: self.optimize,
+            widths: self.widths.clone(),
+            formats: self.formats.clone(),
+            quality: self.quality,
+            speed: self.speed,
+            jpeg_quality: self.jpeg_quality,
+            placeholder: self.placeholder,
+        };
+        for o in &self.overrides {
+            if !glob_set(&o.paths).is_some_and(|g| g.is_match(logical)) {
+                continue;
+            }
+            s.optimize = o.optimize.unwrap_or(s.optimize);
+            s.widths = o.widths.clone().unwrap_or(s.widths);
+            s.formats = o.formats.clone().unwrap_or(s.formats);
+            s.quality = o.quality.unwrap_or(s.quality);
+            s.speed = o.speed.unwrap_or(s.speed);
+            s.jpeg_quality = o.jpeg_quality.or(s.jpeg_quality);
+            s.placeholder = o.placeholder.unwrap_or(s.placeholder);
+        }
+        s.widths.sort_unstable();
+        s.widths.dedup();
+        s.formats.sort_unstable();
+        s.formats.dedup();
+        s
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.png_preset > 6 {
+            return Err(invalid(
+                "images.png_preset",
+                format!("{} is not between 0 and 6", self.png_preset),
+            ));
+        }
+        let overrides = self.overrides.iter();
+        let qualities = std::iter::once(("images.quality", Some(self.quality)))
+            .chain(std::iter::once(("images.jpeg_quality", self.jpeg_quality)))
+            .chain(
+                overrides
+                    .clone()
+                    .map(|o| ("images.overrides.quality", o.quality)),
+            )
+            .chain(
+                overrides
+                    .clone()
+                    .map(|o| ("images.overrides.jpeg_quality", o.jpeg_quality)),
+            );
+        for (key, q) in qualities {
+            if let Some(q) = q.filter(|q| !(1..=100).contains(q)) {
+                return Err(invalid(key, format!("{q} is not between 1 and 100")));
+            }
+        }
+        let speeds = std::iter::once(("images.speed", Some(self.speed))).chain(
+            overrides
+                .clone()
+                .map(|o| ("images.overrides.speed", o.speed)),
+        );
+        for (key, s) in speeds {
+            if let Some(s) = s.filter(|s| !(1..=10).contains(s)) {
+                return Err(invalid(key, format!("{s} is not between 1 and 10")));
+            }
+        }
+        let widths = std::iter::once(&self.widths).chain(overrides.clone().flat_map(|o| &o.widths));
+        for w in widths.flatten() {
+            if !(1..=65_535).contains(w) {
+                return Err(invalid(
+                    "images.widths",
+                    format!("{w} is not between 1 and 65535"),
+                ));
+            }
+        }
+        for o in &self.overrides {
+            if o.paths.is_empty() {
+                return Err(invalid("images.overrides", "an override needs `paths`"));
+            }
+            for glob in &o.paths {
+                globset::Glob::new(glob)
+                    .map_err(|e| invalid("images.overrides.paths", e.to_string()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A glob set where a glob without `/` matches any file name (like `exclude`).
+fn glob_set(globs: &[String]) -> Option<globset::GlobSet> {
+    let mut set = globset::GlobSetBuilder::new();
+    for g in globs {
+        let g = if g.contains('/') {
+            g.clone()
+        } else {
+            format!("**/{g}")
+        };
+        set.add(globset::Glob::new(&g).ok()?);
+    }
+    set.build().ok()
 }
 
 /// `[watch]`: how `kiln watch` builds.
@@ -404,12 +596,7 @@ impl Config {
         self.compress
             .validate()
             .map_err(|m| invalid("compress", m))?;
-        if self.images.png_preset > 6 {
-            return Err(invalid(
-                "images.png_preset",
-                format!("{} is not between 0 and 6", self.images.png_preset),
-            ));
-        }
+        self.images.validate()?;
         for (alias, target) in &self.js.aliases {
             if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
                 return Err(invalid(

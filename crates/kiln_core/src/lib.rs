@@ -35,7 +35,9 @@ pub use asset::{Asset, AssetId, AssetKind};
 pub use config::{Config, ConfigError, ManifestFormat};
 pub use diagnostic::{Diagnostic, Severity};
 pub use pipeline::{BuildError, BuildReport, Progress, build};
-pub use transform::{RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer};
+pub use transform::{
+    ImageInfo, RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer, Variant,
+};
 
 pub use bytes::Bytes;
 

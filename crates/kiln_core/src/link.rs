@@ -67,6 +67,8 @@ pub struct LinkedAsset {
     pub content_type: String,
     /// Subresource Integrity of the final bytes (`sha384-...`).
     pub integrity: String,
+    /// Dimensions, placeholder and variants of an image.
+    pub image: Option<crate::transform::ImageInfo>,
 }
 
 /// The result of linking: every asset (in logical-path order) and the diagnostics found.
@@ -566,6 +568,7 @@ fn substitute(
         imports: imports.into_iter().collect(),
         dynamic_imports: dynamic_imports.into_iter().collect(),
         integrity,
+        image: output.image,
     })
 }
 

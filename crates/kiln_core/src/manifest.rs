@@ -58,6 +58,38 @@ pub struct AssetEntry<'a> {
     /// Precompressed siblings of `file` by `Content-Encoding` token (`br`, `gzip`, `zstd`).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub encodings: BTreeMap<&'static str, FileEntry<'a>>,
+    /// An image's width in pixels, as displayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// An image's height in pixels, as displayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// A tiny preview of an image (base64 ThumbHash) to show while it loads.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placeholder: Option<&'a str>,
+    /// An image's variants (other widths, AVIF, WebP), for `srcset` and `<picture>`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<VariantEntry<'a>>,
+    /// For a variant: the logical path of the image it was made from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant_of: Option<&'a str>,
+}
+
+/// One variant of an image.
+#[derive(Debug, Serialize)]
+pub struct VariantEntry<'a> {
+    /// Its logical path (a key of the manifests).
+    pub logical: &'a str,
+    /// Fingerprinted path relative to the output folder.
+    pub file: &'a str,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// MIME type (`image/avif`).
+    pub content_type: &'a str,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// A secondary output file.
@@ -71,6 +103,13 @@ pub struct FileEntry<'a> {
 
 /// Builds kiln's manifest for `linked`.
 pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest<'a> {
+    let by_logical = |logical: &str| {
+        linked
+            .assets
+            .binary_search_by(|a| a.logical.as_str().cmp(logical))
+            .ok()
+            .map(|i| &linked.assets[i])
+    };
     KilnManifest {
         schema: SCHEMA,
         generator: format!("kiln {}", crate::VERSION),
@@ -106,6 +145,24 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                                 (e.encoding.name(), entry)
                             })
                             .collect(),
+                        width: a.image.as_ref().map(|i| i.width),
+                        height: a.image.as_ref().map(|i| i.height),
+                        placeholder: a.image.as_ref().and_then(|i| i.placeholder.as_deref()),
+                        variants: a
+                            .image
+                            .iter()
+                            .flat_map(|i| &i.variants)
+                            .filter_map(|v| by_logical(v))
+                            .map(|v| VariantEntry {
+                                logical: &v.logical,
+                                file: &v.output.path,
+                                width: v.image.as_ref().map_or(0, |i| i.width),
+                                height: v.image.as_ref().map_or(0, |i| i.height),
+                                content_type: &v.content_type,
+                                size: v.output.size(),
+                            })
+                            .collect(),
+                        variant_of: a.image.as_ref().and_then(|i| i.variant_of.as_deref()),
                     },
                 )
             })

@@ -147,16 +147,22 @@ fn run(
     let now_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let to_index: Vec<(usize, PathBuf, Stamp, blake3::Hash)> = match &index {
+    let to_index: Vec<(String, PathBuf, Stamp, blake3::Hash)> = match &index {
         Some(_) => discovered
             .assets
             .par_iter()
-            .enumerate()
-            .filter(|(_, a)| a.known.is_none() && may_skip(&a.logical, a.kind))
+            .filter(|a| a.known.is_none() && may_skip(&a.logical, a.kind))
             // A file modified in the last moments could change again within the same timestamp
             // tick: leave it out, it is read next time ("racily clean", as git calls it).
-            .filter(|(_, a)| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
-            .filter_map(|(i, a)| Some((i, std::path::absolute(&a.path).ok()?, a.stamp?, a.hash)))
+            .filter(|a| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
+            .filter_map(|a| {
+                Some((
+                    a.logical.clone(),
+                    std::path::absolute(&a.path).ok()?,
+                    a.stamp?,
+                    a.hash,
+                ))
+            })
             .collect(),
         None => Vec::new(),
     };
@@ -184,7 +190,14 @@ fn run(
         return Err(BuildError::Diagnostics(linked.diagnostics));
     }
     if let Some(index) = index.as_mut() {
-        for (i, path, stamp, hash) in to_index {
+        for (logical, path, stamp, hash) in to_index {
+            // Variants joined the asset list in transform: find the file by name, not position.
+            let Ok(i) = linked
+                .assets
+                .binary_search_by(|a| a.logical.as_str().cmp(&logical))
+            else {
+                continue;
+            };
             let integrity = linked.assets[i].integrity.clone();
             index.insert(
                 &path,
@@ -223,7 +236,7 @@ fn run(
                 matches!(
                     crate::AssetKind::from_path(&a.logical),
                     crate::AssetKind::Png | crate::AssetKind::Jpeg
-                )
+                ) && a.image.as_ref().is_none_or(|i| i.variant_of.is_none())
             })
             .fold((0, 0), |(i, o), a| (i + a.source_size, o + a.output.size())),
         compressed,

@@ -125,6 +125,44 @@ pub struct TransformOutput {
     pub dependencies: Vec<String>,
     /// Problems found; any error fails the asset.
     pub diagnostics: Vec<Diagnostic>,
+    /// What an image output is: its dimensions, its placeholder and its variants (manifests list
+    /// them so templates can write `srcset` and `<picture>`).
+    pub image: Option<ImageInfo>,
+    /// Extra files derived from the asset (an image at other widths or in other formats). The
+    /// transform stage turns each into an asset of its own, fingerprinted, emitted and listed in
+    /// the manifests under its logical path; it fills `image.variants` with the ones it kept.
+    pub variants: Vec<Variant>,
+}
+
+/// An extra output derived from an asset (see [`TransformOutput::variants`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Variant {
+    /// Its logical path, next to its source: `img/photo-480w.avif`.
+    pub logical: String,
+    /// Its bytes.
+    pub bytes: bytes::Bytes,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// Facts about an image output, for the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ImageInfo {
+    /// Width in pixels, as displayed (after EXIF orientation).
+    pub width: u32,
+    /// Height in pixels, as displayed.
+    pub height: u32,
+    /// A tiny preview to show while the image loads (a base64 ThumbHash).
+    #[serde(default)]
+    pub placeholder: Option<String>,
+    /// Logical paths of its variants, in the order the transformer made them.
+    #[serde(default)]
+    pub variants: Vec<String>,
+    /// The source this image is a variant of.
+    #[serde(default)]
+    pub variant_of: Option<String>,
 }
 
 impl TransformOutput {
@@ -230,6 +268,69 @@ pub fn transform(
         .collect();
     done.sort_unstable_by_key(|(i, _)| *i);
     let outputs = done.into_iter().map(|(_, out)| out).collect();
+    expand_variants(assets, outputs)
+}
+
+/// Turns every output's [`Variant`]s into assets of their own (passing through), keeping the
+/// asset list in logical-path order with dense ids. A variant whose name a source file or an
+/// earlier variant already has is left out, with a warning on the image it came from.
+fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Transformed {
+    if outputs.iter().all(|o| o.variants.is_empty()) {
+        return Transformed { assets, outputs };
+    }
+    let mut taken: std::collections::HashMap<String, usize> = assets
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.logical.clone(), i))
+        .collect();
+    let mut extra: Vec<(Asset, TransformOutput)> = Vec::new();
+    for (i, output) in outputs.iter_mut().enumerate() {
+        let parent = &assets[i];
+        for variant in std::mem::take(&mut output.variants) {
+            if let Some(&j) = taken.get(&variant.logical) {
+                let other = match assets.get(j) {
+                    Some(a) if j != i => format!("the source file `{}`", a.logical),
+                    _ => "another image's variant".to_owned(),
+                };
+                output.diagnostics.push(
+                    Diagnostic::warning(
+                        "variant-name-taken",
+                        parent.display_path(),
+                        format!(
+                            "its variant `{}` is not written: {other} has that name",
+                            variant.logical
+                        ),
+                    )
+                    .with_help("rename one of the files, or turn variants off for it with `[[images.overrides]]`"),
+                );
+                continue;
+            }
+            taken.insert(variant.logical.clone(), usize::MAX);
+            let mut asset = Asset::from_bytes(&variant.logical, variant.bytes);
+            asset.path = parent.path.clone();
+            let out = TransformOutput {
+                bytes: asset.bytes.clone(),
+                image: Some(ImageInfo {
+                    width: variant.width,
+                    height: variant.height,
+                    variant_of: Some(parent.logical.clone()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            if let Some(image) = output.image.as_mut() {
+                image.variants.push(variant.logical.clone());
+            }
+            extra.push((asset, out));
+        }
+    }
+    let mut all: Vec<(Asset, TransformOutput)> =
+        assets.into_iter().zip(outputs).chain(extra).collect();
+    all.sort_by(|a, b| a.0.logical.cmp(&b.0.logical));
+    let (mut assets, outputs): (Vec<Asset>, Vec<TransformOutput>) = all.into_iter().unzip();
+    for (i, a) in assets.iter_mut().enumerate() {
+        a.id = crate::asset::AssetId(i as u32);
+    }
     Transformed { assets, outputs }
 }
 

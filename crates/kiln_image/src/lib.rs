@@ -1,103 +1,339 @@
-//! kiln_image: image [`Transformer`]s.
+//! kiln_image: the image [`Transformer`] for PNG and JPEG.
 //!
-//! Today: lossless PNG optimisation with oxipng (preset from `[images] png_preset`, metadata
-//! stripped safely: colour-affecting chunks such as iCCP, sRGB, cICP and pHYs, and APNG's frame
-//! chunks, are kept), never larger than the input (oxipng returns the input when it cannot shrink
-//! it), pixels bit-exact. Decompression bombs are refused from the PNG header, before anything is
-//! decoded; corrupt or truncated files are errors naming the file. oxipng runs its trials on the
-//! build's rayon pool (its `parallel` feature spawns onto the current pool), so there is no nested
-//! pool and no oversubscription. JPEG, responsive widths and AVIF/WebP variants are not here yet;
-//! those files pass through fingerprinted.
+//! For each image, with the `[images]` settings in force for its path (overrides applied):
+//! - the file itself is optimised losslessly: PNG with oxipng ([`png`]), JPEG by transcoding its
+//!   DCT coefficients with mozjpeg (optimised Huffman tables, progressive scans, metadata dropped
+//!   except the colour profile and the EXIF orientation; [`jpeg`]); with `jpeg_quality` set, a
+//!   JPEG is also re-encoded at that quality and the smaller of the two is kept. Never larger
+//!   than the input;
+//! - it is decoded once (EXIF orientation applied first, so every variant is upright) and
+//!   written at each configured width below its own (never upscaled) in its own format, and at
+//!   every width, its own included, in each configured modern format (AVIF, WebP) when that is
+//!   smaller than its own format at that width. Variants are named `photo-480w.jpg`,
+//!   `photo-480w.avif`, `photo.avif` next to the source, and are fingerprinted, emitted and listed
+//!   in the manifests like any other file ([`TransformOutput::variants`]);
+//! - its manifest entry gets its width, height, variants and a ThumbHash placeholder.
+//!
+//! Refused with an error naming the file, never a panic: images over `[images] max_pixels`
+//! (decided from the header before anything is decoded, and enforced again as an allocation
+//! limit while decoding), truncated or corrupt files. Animated PNGs are optimised but get no
+//! variants (those would keep one frame). Variants are sRGB: an image with another colour
+//! profile (Adobe RGB, Display P3) is converted with qcms first; one whose profile qcms cannot
+//! read gets no AVIF/WebP variants, with a warning.
+//!
+//! Parallelism: one image per task on the build's rayon pool; oxipng and rav1e spawn onto that
+//! same pool (no nested pool, no oversubscription). At most one full-size decoded image per
+//! task is alive at a time.
 
-use kiln_core::config::Config;
-use kiln_core::{AssetKind, Diagnostic, TransformInput, TransformOutput, Transformer};
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
-/// Lossless PNG optimisation.
-#[derive(Debug, Clone)]
-pub struct PngTransformer {
-    preset: u8,
-    max_pixels: u64,
+mod encode;
+pub mod jpeg;
+mod png;
+
+use kiln_core::config::{Config, ImageFormat, ImageSettings};
+use kiln_core::{
+    AssetKind, Diagnostic, ImageInfo, TransformInput, TransformOutput, Transformer, Variant,
+};
+use rayon::prelude::*;
+
+/// Why an image could not be processed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImageError {
+    /// The file is not the format its extension says.
+    #[error("not a {0} file: its signature and header are missing")]
+    WrongFormat(&'static str),
+    /// Over the pixel limit.
+    #[error("{width}x{height} is {} pixels, over the limit of {limit}", u64::from(*width) * u64::from(*height))]
+    TooLarge {
+        /// Width in pixels.
+        width: u32,
+        /// Height in pixels.
+        height: u32,
+        /// `[images] max_pixels`.
+        limit: u64,
+    },
+    /// Truncated or corrupt.
+    #[error("{0}")]
+    Corrupt(String),
+    /// An encoder failed.
+    #[error("{0}")]
+    Encode(String),
 }
 
-impl PngTransformer {
+impl ImageError {
+    fn diagnostic(&self, path: String) -> Diagnostic {
+        let (code, help) = match self {
+            ImageError::WrongFormat(_) => (
+                "bad-image",
+                "check the file, or rename it if it is another format",
+            ),
+            ImageError::TooLarge { .. } => (
+                "image-too-large",
+                "raise `[images] max_pixels` if this image is legitimate",
+            ),
+            ImageError::Corrupt(_) => (
+                "bad-image",
+                "the file may be truncated or corrupt; re-export it",
+            ),
+            ImageError::Encode(_) => (
+                "image-encode",
+                "this may be a bug in kiln; please report it with the file attached",
+            ),
+        };
+        Diagnostic::error(code, path, self.to_string()).with_help(help)
+    }
+}
+
+/// Optimises PNG and JPEG files and makes their variants.
+#[derive(Debug, Clone)]
+pub struct ImageTransformer {
+    png_preset: u8,
+    max_pixels: u64,
+    config: kiln_core::config::ImagesConfig,
+}
+
+impl ImageTransformer {
     /// From `[images]`.
     pub fn new(config: &Config) -> Self {
-        PngTransformer {
-            preset: config.images.png_preset,
+        ImageTransformer {
+            png_preset: config.images.png_preset,
             max_pixels: config.images.max_pixels,
+            config: config.images.clone(),
         }
     }
-}
 
-/// The width and height in a PNG's IHDR chunk, which the format requires to come first.
-fn png_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
-    let rest = bytes.strip_prefix(SIGNATURE)?;
-    if rest.get(4..8)? != b"IHDR" {
-        return None;
+    /// Whether any image can be optimised with this configuration (if not, the transformer need
+    /// not be registered and unchanged images need not even be read).
+    pub fn enabled(config: &Config) -> bool {
+        config.images.optimize
+            || config
+                .images
+                .overrides
+                .iter()
+                .any(|o| o.optimize == Some(true))
     }
-    let be = |at: usize| -> Option<u32> {
-        Some(u32::from_be_bytes(rest.get(at..at + 4)?.try_into().ok()?))
-    };
-    Some((be(8)?, be(12)?))
 }
 
-impl Transformer for PngTransformer {
+/// The name of a variant: `img/photo.jpg` at 480 in `avif` is `img/photo-480w.avif`; `width`
+/// None is the full size.
+fn variant_name(logical: &str, width: Option<u32>, ext: &str) -> String {
+    let (dir, file) = logical
+        .rsplit_once('/')
+        .map_or(("", logical), |(d, f)| (d, f));
+    let stem = file.rsplit_once('.').map_or(file, |(s, _)| s);
+    let sep = if dir.is_empty() { "" } else { "/" };
+    match width {
+        Some(w) => format!("{dir}{sep}{stem}-{w}w.{ext}"),
+        None => format!("{dir}{sep}{stem}.{ext}"),
+    }
+}
+
+/// A colour profile is sRGB when its description says so (what every sRGB profile in the wild
+/// carries); no profile at all means sRGB too.
+fn is_srgb(icc: Option<&[u8]>) -> bool {
+    icc.is_none_or(|p| p.windows(4).any(|w| w == b"sRGB"))
+}
+
+impl Transformer for ImageTransformer {
     fn name(&self) -> &'static str {
-        "png"
+        "image"
     }
 
     fn accepts(&self, kind: AssetKind) -> bool {
-        kind == AssetKind::Png
+        matches!(kind, AssetKind::Png | AssetKind::Jpeg)
     }
 
     fn transform(&self, input: &TransformInput<'_>) -> TransformOutput {
         let asset = input.asset;
-        let path = asset.display_path();
-        let mut out = TransformOutput::default();
-        let Some((width, height)) = png_dimensions(&asset.bytes) else {
-            out.diagnostics.push(
-                Diagnostic::error(
-                    "bad-image",
-                    path,
-                    "not a PNG file: the PNG signature and header are missing",
-                )
-                .with_help("check the file, or rename it if it is another format"),
-            );
-            return out;
+        let settings = self.config.settings_for(&asset.logical);
+        if !settings.optimize {
+            return TransformOutput::passthrough(asset);
+        }
+        match self.run(&asset.logical, &asset.bytes, asset.kind, &settings) {
+            Ok(mut out) => {
+                for d in &mut out.diagnostics {
+                    d.path = asset.display_path();
+                }
+                out
+            }
+            Err(e) => TransformOutput {
+                diagnostics: vec![e.diagnostic(asset.display_path())],
+                ..Default::default()
+            },
+        }
+    }
+}
+
+impl ImageTransformer {
+    fn run(
+        &self,
+        logical: &str,
+        bytes: &kiln_core::Bytes,
+        kind: AssetKind,
+        settings: &ImageSettings,
+    ) -> Result<TransformOutput, ImageError> {
+        let png = kind == AssetKind::Png;
+        let (format, header) = if png {
+            (
+                image::ImageFormat::Png,
+                png::dimensions(bytes).ok_or(ImageError::WrongFormat("PNG"))?,
+            )
+        } else {
+            (
+                image::ImageFormat::Jpeg,
+                encode::jpeg_dimensions(bytes).ok_or(ImageError::WrongFormat("JPEG"))?,
+            )
         };
-        let pixels = u64::from(width) * u64::from(height);
-        if pixels > self.max_pixels {
+        if u64::from(header.0) * u64::from(header.1) > self.max_pixels {
+            return Err(ImageError::TooLarge {
+                width: header.0,
+                height: header.1,
+                limit: self.max_pixels,
+            });
+        }
+        let mut unsupported = None;
+        let mut optimised: Vec<u8> = if png {
+            png::optimize(bytes, self.png_preset, header)?
+        } else {
+            match jpeg::optimize_lossless(bytes) {
+                Ok(lossless) if lossless.len() < bytes.len() => lossless,
+                Ok(_) => bytes.to_vec(),
+                Err(jpeg::JpegError::Corrupt(e)) => {
+                    return Err(ImageError::Corrupt(format!("cannot read this JPEG: {e}")));
+                }
+                // 12-bit, lossless-process or hierarchical JPEGs: shipped as they are.
+                Err(e) => {
+                    unsupported = Some(e.to_string());
+                    bytes.to_vec()
+                }
+            }
+        };
+        let mut out = TransformOutput::default();
+        if let Some(why) = unsupported {
             out.diagnostics.push(
-                Diagnostic::error(
-                    "image-too-large",
-                    path,
-                    format!(
-                        "{width}x{height} is {pixels} pixels, over the limit of {}",
-                        self.max_pixels
-                    ),
-                )
-                .with_help("raise `[images] max_pixels` if this image is legitimate"),
+                Diagnostic::warning("image-unsupported", logical, format!("kept as it is: {why}"))
+                    .with_help("browsers may not display it either; re-export it as a baseline or progressive 8-bit JPEG"),
             );
-            return out;
+            out.bytes = bytes.clone();
+            return Ok(out);
         }
-        let mut options = oxipng::Options::from_preset(self.preset);
-        options.strip = oxipng::StripChunks::Safe;
-        // The raw image of an allowed size (16-bit RGBA is 8 bytes a pixel, plus filter bytes).
-        options.max_decompressed_size = Some(
-            (pixels * 8 + u64::from(height))
-                .try_into()
-                .unwrap_or(usize::MAX),
-        );
-        match oxipng::optimize_from_memory(&asset.bytes, &options) {
-            Ok(bytes) if bytes.len() < asset.bytes.len() => out.bytes = bytes.into(),
-            Ok(_) => out.bytes = asset.bytes.clone(),
-            Err(e) => out.diagnostics.push(
-                Diagnostic::error("bad-image", path, format!("cannot optimise this PNG: {e}"))
-                    .with_help("the file may be truncated or corrupt; re-export it"),
-            ),
+        if png && png::is_animated(bytes) {
+            out.bytes = shrunk(bytes, optimised);
+            out.image = Some(ImageInfo {
+                width: header.0,
+                height: header.1,
+                ..Default::default()
+            });
+            return Ok(out);
         }
-        out
+
+        let decoded = encode::decode(bytes, format, self.max_pixels)?;
+        let mut full = decoded.pixels;
+        let mut icc = decoded.icc.as_deref();
+        // Variants are written in sRGB: AVIF and WebP here cannot carry a profile, and browsers
+        // assume sRGB without one. An image in another space (Adobe RGB, Display P3) is converted.
+        let mut convertible = true;
+        if let Some(profile) = icc.filter(|p| !is_srgb(Some(p))) {
+            convertible = encode::to_srgb(&mut full, profile);
+            if convertible {
+                icc = None;
+            }
+        }
+        if let Some(q) = settings.jpeg_quality.filter(|_| !png) {
+            let reencoded = encode::jpeg(&full, q, icc)?;
+            if reencoded.len() < optimised.len() {
+                optimised = reencoded;
+            }
+        }
+        let modern: &[ImageFormat] = if convertible {
+            &settings.formats
+        } else {
+            if !settings.formats.is_empty() {
+                out.diagnostics.push(
+                    Diagnostic::warning("image-colour-profile", logical, "its colour profile cannot be converted to sRGB, and AVIF and WebP variants cannot carry it: it gets none")
+                        .with_help("convert it to sRGB, or turn its formats off with `[[images.overrides]]`"),
+                );
+            }
+            &[]
+        };
+        let ext = logical.rsplit_once('.').map_or("png", |(_, e)| e);
+        let widths: Vec<Option<u32>> = settings
+            .widths
+            .iter()
+            .copied()
+            .filter(|&w| w < full.width)
+            .map(Some)
+            .chain([None])
+            .collect();
+        let per_width: Vec<Result<Vec<Variant>, ImageError>> = widths
+            .par_iter()
+            .map(|&width| {
+                let resized;
+                let (px, base_len, mut made) = match width {
+                    Some(w) => {
+                        resized = encode::resize(&full, w, encode::scaled_height(&full, w))?;
+                        let base = if png {
+                            encode::png(&resized, self.png_preset, icc)?
+                        } else {
+                            encode::jpeg(&resized, settings.jpeg_quality.unwrap_or(85), icc)?
+                        };
+                        let len = base.len();
+                        let v = Variant {
+                            logical: variant_name(logical, width, ext),
+                            bytes: base.into(),
+                            width: w,
+                            height: resized.height,
+                        };
+                        (&resized, len, vec![v])
+                    }
+                    None => (&full, optimised.len().min(bytes.len()), Vec::new()),
+                };
+                for &format in modern {
+                    let encoded = match format {
+                        ImageFormat::Avif => encode::avif(px, settings.quality, settings.speed)?,
+                        ImageFormat::Webp if px.width.max(px.height) <= encode::WEBP_MAX => {
+                            encode::webp(px, settings.quality, settings.speed)?
+                        }
+                        _ => continue,
+                    };
+                    if encoded.len() < base_len {
+                        made.push(Variant {
+                            logical: variant_name(logical, width, format.extension()),
+                            bytes: encoded.into(),
+                            width: px.width,
+                            height: px.height,
+                        });
+                    }
+                }
+                Ok(made)
+            })
+            .collect();
+        for made in per_width {
+            out.variants.extend(made?);
+        }
+        out.image = Some(ImageInfo {
+            width: full.width,
+            height: full.height,
+            placeholder: if settings.placeholder {
+                Some(encode::thumbhash(&full)?)
+            } else {
+                None
+            },
+            ..Default::default()
+        });
+        out.bytes = shrunk(bytes, optimised);
+        Ok(out)
+    }
+}
+
+/// The optimised bytes when smaller, else the input's own buffer (shared, not copied).
+fn shrunk(input: &kiln_core::Bytes, optimised: Vec<u8>) -> kiln_core::Bytes {
+    if optimised.len() < input.len() {
+        optimised.into()
+    } else {
+        input.clone()
     }
 }
 
@@ -108,7 +344,7 @@ mod tests {
 
     fn run(bytes: Vec<u8>, config: &Config) -> TransformOutput {
         let all = [Asset::from_bytes("img/a.png", bytes)];
-        PngTransformer::new(config).transform(&TransformInput {
+        ImageTransformer::new(config).transform(&TransformInput {
             asset: &all[0],
             all: &all,
             config,
