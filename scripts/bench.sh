@@ -161,6 +161,9 @@ rm -rf "$PNGSET" && mkdir -p "$PNGSET"
 PNG_FILES=$(find "$PNGSET" -name '*.png' | wc -l)
 cat > "$WORK/kiln-png.toml" <<TOML
 src = "$PNGSET"
+[images]
+formats = []            # lossless optimisation only, like oxipng
+placeholder = false
 [manifest]
 formats = ["kiln"]
 [compress]
@@ -171,7 +174,34 @@ measure png.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-png.toml" --ou
 prep() { rm -rf "$OUTS/oxipng"; cp -r "$PNGSET" "$OUTS/oxipng"; }
 measure png.oxipng "$TOOLS/bin/oxipng" -q -o 2 --strip safe -r "$OUTS/oxipng"
 
-# 5. The whole build (every file) cold, then incremental builds with the persistent cache:
+# 5. AVIF: the corpus's JPEG photos (flattened into one folder) at quality 80 and speed 6, against
+#    the cavif CLI (same ravif/rav1e, installed with cargo) with the same settings. kiln also
+#    optimises each JPEG losslessly and skips an AVIF that is not smaller than its JPEG.
+[ -x "$TOOLS/bin/cavif" ] || { log "installing the cavif CLI (cargo install)"; cargo install cavif --locked --quiet --root "$TOOLS"; }
+JPGSET=$WORK/jpgset
+rm -rf "$JPGSET" && mkdir -p "$JPGSET"
+( cd "$CORPUS" && find . -iname '*.jpg' -o -iname '*.jpeg' ) | sort | while read -r f; do
+  cp "$CORPUS/$f" "$JPGSET/$(echo "${f#./}" | tr / _)"
+done
+JPG_FILES=$(find "$JPGSET" -type f | wc -l)
+cat > "$WORK/kiln-avif.toml" <<TOML
+src = "$JPGSET"
+[images]
+formats = ["avif"]
+quality = 80
+speed = 6
+placeholder = false
+[manifest]
+formats = ["kiln"]
+[compress]
+formats = []
+TOML
+prep() { rm -rf "$OUTS/kiln-avif"; }
+measure avif.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-avif.toml" --out "$OUTS/kiln-avif"
+prep() { rm -rf "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
+measure avif.cavif bash -c "'$TOOLS/bin/cavif' --quiet --overwrite --quality 80 --speed 6 -o '$OUTS/cavif' '$JPGSET'/*"
+
+# 6. The whole build (every file) cold, then incremental builds with the persistent cache:
 #    nothing changed, one CSS file edited, one image edited. Edits go to a copy of the corpus.
 EDIT=$WORK/corpus-edit
 rm -rf "$EDIT" && cp -a "$CORPUS" "$EDIT"
@@ -219,6 +249,8 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
   row "PNG, lossless (preset 2)" kiln "$PNG_FILES" png.kiln "$OUTS/kiln-png" '*.png'
   row "PNG, lossless (preset 2)" "oxipng CLI (-o 2 --strip safe)" "$PNG_FILES" png.oxipng "$OUTS/oxipng" '*.png'
+  row "AVIF of JPEG photos (q 80, speed 6)" "kiln (+ lossless JPEG, hash)" "$JPG_FILES" avif.kiln "$OUTS/kiln-avif" '*.avif'
+  row "AVIF of JPEG photos (q 80, speed 6)" "cavif CLI" "$JPG_FILES" avif.cavif "$OUTS/cavif" '*.avif'
   row "whole build, cold" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
   row "rebuild, nothing changed ($(ratio2 noop.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" noop.kiln -
   row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
@@ -228,7 +260,8 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
        "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
        "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss;" \
-       "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed."
+       "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed;" \
+       "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
 } | tee "$WORK/results.md"
 
 if [ $DOCS -eq 1 ]; then

@@ -333,6 +333,10 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     if before > 0 {
         saved.push(format!("images: {} -> {}", human(before), human(after)));
     }
+    let (count, bytes) = report.variants;
+    if count > 0 {
+        saved.push(format!("image variants: {count} files, {}", human(bytes)));
+    }
     let c = &report.compressed;
     if c.files > 0 {
         saved.push(format!(

@@ -150,6 +150,40 @@ fn django_renders_hashed_urls_and_whitenoise_serves_them_immutable_and_brotli() 
         broken.contains("Missing staticfiles manifest entry"),
         "{broken}"
     );
+    // Image variants are in staticfiles.json too: `{% static 'img/rocket.avif' %}` works and
+    // WhiteNoise serves it immutable.
+    let (file, result, _) = framework_check(&python, "django_check.py", "img/rocket.avif");
+    assert_eq!(result["static"], format!("/static/{file}").as_str());
+    assert_eq!(result["encoding"], serde_json::Value::Null);
+}
+
+#[test]
+fn the_documented_django_picture_tag_writes_every_variant() {
+    let Some(python) = python() else { return };
+    let (_dir, out) = built_example();
+    let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/django.md");
+    let o = run(Command::new(&python)
+        .arg(script("django_picture.py"))
+        .arg(&out)
+        .arg(&docs));
+    assert!(o.status.success(), "{}", text(&o));
+    let html: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let html = html["html"].as_str().unwrap();
+    let n = names(&out);
+    let url = |logical: &str| format!("/static/{}", n[logical]);
+    let expected = format!(
+        "<picture><source type=\"image/avif\" srcset=\"{} 320w, {} 640w\" sizes=\"(max-width: 640px) 100vw, 640px\">\
+         <source type=\"image/webp\" srcset=\"{} 320w, {} 640w\" sizes=\"(max-width: 640px) 100vw, 640px\">\
+         <img src=\"{}\" srcset=\"{} 320w, {} 640w\" sizes=\"(max-width: 640px) 100vw, 640px\" width=\"640\" height=\"427\" alt=\"A rocket\"></picture>",
+        url("img/rocket-320w.avif"),
+        url("img/rocket.avif"),
+        url("img/rocket-320w.webp"),
+        url("img/rocket.webp"),
+        url("img/rocket.jpg"),
+        url("img/rocket-320w.jpg"),
+        url("img/rocket.jpg"),
+    );
+    assert_eq!(html, expected);
 }
 
 #[test]

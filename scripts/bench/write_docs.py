@@ -46,12 +46,15 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   developer tools download them.
 - **PNG**: the corpus's 134 PNGs (icons, sprites, photos, an emoji sheet), kiln's lossless
   optimisation (oxipng as a library, preset 2, safe stripping) against the oxipng CLI with the same
-  options, each on every core.
-- **whole build, cold**: every file of the corpus with an empty cache (CSS and JS minified, PNGs
-  optimised, every text file precompressed). JPEGs are fingerprinted and copied until JPEG
-  optimisation lands.
+  options, each on every core. kiln's AVIF/WebP variants are off for this row.
+- **AVIF**: the corpus's JPEG photos (up to 5640x3172) at quality 80 and speed 6, kiln's AVIF
+  variant (ravif as a library) against the cavif CLI (the same ravif and rav1e) with the same
+  settings, each on every core. kiln also transcodes each JPEG losslessly (mozjpeg) and converts
+  non-sRGB photos to sRGB first; cavif does neither. Bytes are the `.avif` files: kiln leaves out an
+  AVIF that is not smaller than its JPEG, cavif writes every one.
+- **whole build, cold**: every file of the corpus with an empty cache and the default settings:
+  CSS and JS minified, PNGs and JPEGs optimised losslessly, an AVIF and a WebP variant of every
+  PNG and JPEG (kept when smaller), every text file precompressed.
 - **rebuilds**: the same build again with the persistent cache: with nothing changed (unchanged
   images and fonts are not even read: the file index knows their size, time and hashes), after
-  appending a rule to bootstrap.css, and after changing one photo.
-
-Rows to come with their features: AVIF against `cavif`.""")
+  appending a rule to bootstrap.css, and after changing one photo (re-encoded with its variants).""")

@@ -77,6 +77,10 @@ pub struct ImagesConfig {
     pub png_preset: u8,
     /// Images with more pixels than this are refused (decompression bombs).
     pub max_pixels: u64,
+    /// Memory, in MiB, that images being transformed at the same time may take by estimate
+    /// (an 18-megapixel photo's AVIF encode alone takes about 750 MiB): a larger image waits for
+    /// others to finish, while smaller files keep the other cores busy.
+    pub max_memory_mb: u64,
     /// Widths in pixels of the resized variants (`photo-480w.jpg`, `photo-480w.avif`, ...); an
     /// image is never upscaled, so widths at or above its own are skipped.
     pub widths: Vec<u32>,
@@ -103,6 +107,7 @@ impl Default for ImagesConfig {
             optimize: true,
             png_preset: 2,
             max_pixels: 100_000_000,
+            max_memory_mb: 768,
             widths: Vec::new(),
             formats: vec![ImageFormat::Avif, ImageFormat::Webp],
             quality: 80,
@@ -632,9 +637,15 @@ impl Config {
             "public_url": self.public_url,
             "css": self.css,
             "js": self.js,
-            "images": self.images,
+            // The memory budget changes scheduling, never an output.
+            "images": ImagesConfig { max_memory_mb: 0, ..self.images.clone() },
         });
         blake3::hash(relevant.to_string().as_bytes())
+    }
+
+    /// The memory budget of the transform stage in bytes (`[images] max_memory_mb`).
+    pub fn memory_budget(&self) -> u64 {
+        self.images.max_memory_mb.saturating_mul(1 << 20)
     }
 
     /// The path part of `public_url` (`/static/` for `https://cdn.example.com/static/`).

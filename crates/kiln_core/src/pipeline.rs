@@ -41,8 +41,10 @@ pub struct BuildReport {
     pub files: usize,
     /// Total bytes of the sources.
     pub bytes_in: u64,
-    /// Total bytes of the fingerprinted outputs (maps excluded).
+    /// Total bytes of the fingerprinted outputs of the source files (maps and variants excluded).
     pub bytes_out: u64,
+    /// Image variants written (other widths, AVIF, WebP): how many, and their total bytes.
+    pub variants: (usize, u64),
     /// Bytes before and after, over the files a transformer minified or rewrote (CSS, JS).
     pub transformed_bytes: (u64, u64),
     /// Bytes before and after, over the images (optimised or not).
@@ -104,6 +106,10 @@ pub fn build(
         .build()
         .map_err(|e| BuildError::Threads(e.to_string()))?;
     pool.install(|| run(&config, transformers, progress, started))
+}
+
+fn is_variant(a: &crate::link::LinkedAsset) -> bool {
+    a.image.as_ref().is_some_and(|i| i.variant_of.is_some())
 }
 
 fn run(
@@ -223,7 +229,17 @@ fn run(
     Ok(BuildReport {
         files,
         bytes_in,
-        bytes_out: linked.assets.iter().map(|a| a.output.size()).sum(),
+        bytes_out: linked
+            .assets
+            .iter()
+            .filter(|a| !is_variant(a))
+            .map(|a| a.output.size())
+            .sum(),
+        variants: linked
+            .assets
+            .iter()
+            .filter(|a| is_variant(a))
+            .fold((0, 0), |(n, b), a| (n + 1, b + a.output.size())),
         transformed_bytes: linked
             .assets
             .iter()
@@ -236,7 +252,7 @@ fn run(
                 matches!(
                     crate::AssetKind::from_path(&a.logical),
                     crate::AssetKind::Png | crate::AssetKind::Jpeg
-                ) && a.image.as_ref().is_none_or(|i| i.variant_of.is_none())
+                ) && !is_variant(a)
             })
             .fold((0, 0), |(i, o), a| (i + a.source_size, o + a.output.size())),
         compressed,

@@ -5,8 +5,6 @@
 //! substitutes. Assets no transformer accepts pass through unchanged. A failed asset (an error
 //! diagnostic) does not stop the others, so the user sees every error of a build at once.
 
-use rayon::prelude::*;
-
 use crate::asset::{Asset, AssetKind};
 use crate::cache::Cache;
 use crate::config::Config;
@@ -188,6 +186,12 @@ pub trait Transformer: Send + Sync {
     fn accepts(&self, kind: AssetKind) -> bool;
     /// Transforms one asset. Must not panic on bad input: report a diagnostic instead.
     fn transform(&self, input: &TransformInput<'_>) -> TransformOutput;
+    /// Roughly how many bytes of memory transforming `asset` takes at its peak, when that is far
+    /// more than its size (a decoded image and its encoders). The transform stage runs such
+    /// assets side by side only while their estimates fit in a budget. Default: 0 (not counted).
+    fn memory_estimate(&self, _asset: &Asset, _config: &Config) -> u64 {
+        0
+    }
 }
 
 /// The output of every asset, in asset order.
@@ -221,51 +225,54 @@ pub fn transform(
     // idle at the end of the stage. Results are put back in asset order.
     let mut order: Vec<usize> = (0..assets.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(assets[i].bytes.len()));
-    let mut done: Vec<(usize, TransformOutput)> = order
-        .par_iter()
-        .with_max_len(1)
-        .map(|&i| {
-            let asset = &assets[i];
-            let input = TransformInput {
-                asset,
-                all: &assets,
-                config,
-            };
-            let out = match (transformers.iter().find(|t| t.accepts(asset.kind)), cache) {
-                (Some(t), Some(cache)) => {
-                    let mut key = blake3::Hasher::new();
-                    key.update(b"kiln transform\0");
-                    key.update(crate::VERSION.as_bytes());
-                    key.update(t.name().as_bytes());
-                    key.update(fingerprint.as_bytes());
-                    key.update(asset.logical.as_bytes());
-                    key.update(b"\0");
-                    key.update(asset.hash.as_bytes());
-                    let key = key.finalize();
-                    let cached = cache.get("transform", &key).and_then(|payload| {
-                        crate::cache::decode_transform(payload, &asset.display_path(), content_of)
-                    });
-                    cached.unwrap_or_else(|| {
-                        let out = run_guarded(*t, &input);
-                        if !out.failed() {
-                            if let Some(payload) = crate::cache::encode_transform(
-                                &out,
-                                &asset.display_path(),
-                                content_of,
-                            ) {
-                                cache.put("transform", &key, &payload);
-                            }
+    let work = |i: usize| -> TransformOutput {
+        let asset = &assets[i];
+        let input = TransformInput {
+            asset,
+            all: &assets,
+            config,
+        };
+        let out = match (transformers.iter().find(|t| t.accepts(asset.kind)), cache) {
+            (Some(t), Some(cache)) => {
+                let mut key = blake3::Hasher::new();
+                key.update(b"kiln transform\0");
+                key.update(crate::VERSION.as_bytes());
+                key.update(t.name().as_bytes());
+                key.update(fingerprint.as_bytes());
+                key.update(asset.logical.as_bytes());
+                key.update(b"\0");
+                key.update(asset.hash.as_bytes());
+                let key = key.finalize();
+                let cached = cache.get("transform", &key).and_then(|payload| {
+                    crate::cache::decode_transform(payload, &asset.display_path(), content_of)
+                });
+                cached.unwrap_or_else(|| {
+                    let out = run_guarded(*t, &input);
+                    if !out.failed() {
+                        if let Some(payload) =
+                            crate::cache::encode_transform(&out, &asset.display_path(), content_of)
+                        {
+                            cache.put("transform", &key, &payload);
                         }
-                        out
-                    })
-                }
-                (Some(t), None) => run_guarded(*t, &input),
-                (None, _) => TransformOutput::passthrough(asset),
-            };
-            on_done();
-            (i, out)
+                    }
+                    out
+                })
+            }
+            (Some(t), None) => run_guarded(*t, &input),
+            (None, _) => TransformOutput::passthrough(asset),
+        };
+        on_done();
+        out
+    };
+    let estimates: Vec<u64> = assets
+        .iter()
+        .map(|a| match transformers.iter().find(|t| t.accepts(a.kind)) {
+            Some(t) if a.known.is_none() => t.memory_estimate(a, config),
+            _ => 0,
         })
         .collect();
+    let results = run_bounded(&order, &estimates, config.memory_budget(), &work);
+    let mut done = results;
     done.sort_unstable_by_key(|(i, _)| *i);
     let outputs = done.into_iter().map(|(_, out)| out).collect();
     expand_variants(assets, outputs)
@@ -334,6 +341,85 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
     Transformed { assets, outputs }
 }
 
+/// Runs `work` on every index of `order`, in that order of preference, on every thread of the
+/// current rayon pool, keeping the sum of the `estimates` of the items in flight within `budget`
+/// (an item over the budget on its own runs when nothing else counted is in flight; items that do
+/// not fit are passed over for smaller ones, so a core never idles while work that fits remains).
+///
+/// One loop per thread, started with `rayon::broadcast`, claims items. Unlike a parallel
+/// iterator, this bounds the items in flight to the thread count even when a codec's own rayon
+/// jobs (oxipng trials, rav1e tiles) make a waiting thread steal work: a broadcast loop cannot be
+/// stolen, so items are only ever claimed at the top of a thread's stack. That is also what makes
+/// waiting for the budget safe: a waiting thread holds no item and no stolen job.
+fn run_bounded<T: Send>(
+    order: &[usize],
+    estimates: &[u64],
+    budget: u64,
+    work: &(dyn Fn(usize) -> T + Sync),
+) -> Vec<(usize, T)> {
+    struct State {
+        claimed: Vec<bool>,
+        first: usize,
+        in_flight: u64,
+    }
+    let state = std::sync::Mutex::new(State {
+        claimed: vec![false; order.len()],
+        first: 0,
+        in_flight: 0,
+    });
+    let freed = std::sync::Condvar::new();
+    let results = std::sync::Mutex::new(Vec::with_capacity(order.len()));
+    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
+    rayon::broadcast(|_| {
+        loop {
+            let mut s = lock();
+            let claim = loop {
+                while s.first < order.len() && s.claimed[s.first] {
+                    s.first += 1;
+                }
+                if s.first == order.len() {
+                    break None;
+                }
+                let fits = (s.first..order.len()).find(|&k| {
+                    let cost = estimates[order[k]];
+                    !s.claimed[k] && (cost == 0 || s.in_flight == 0 || s.in_flight + cost <= budget)
+                });
+                match fits {
+                    Some(k) => {
+                        s.claimed[k] = true;
+                        s.in_flight += estimates[order[k]];
+                        break Some(order[k]);
+                    }
+                    None => s = freed.wait(s).unwrap_or_else(|e| e.into_inner()),
+                }
+            };
+            drop(s);
+            let Some(i) = claim else { break };
+            // Gives the budget back even if `work` panics, so no other thread waits forever.
+            struct Release<'a, F: Fn() -> std::sync::MutexGuard<'a, State>>(
+                u64,
+                F,
+                &'a std::sync::Condvar,
+            );
+            impl<'a, F: Fn() -> std::sync::MutexGuard<'a, State>> Drop for Release<'a, F> {
+                fn drop(&mut self) {
+                    if self.0 > 0 {
+                        (self.1)().in_flight -= self.0;
+                        self.2.notify_all();
+                    }
+                }
+            }
+            let _release = Release(estimates[i], lock, &freed);
+            let out = work(i);
+            results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((i, out));
+        }
+    });
+    results.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs a transformer, turning a panic inside a codec into an error diagnostic on that file, so
 /// one bad file cannot take the whole build (and the other files' errors) down with it.
 fn run_guarded(t: &dyn Transformer, input: &TransformInput<'_>) -> TransformOutput {
@@ -357,5 +443,44 @@ fn run_guarded(t: &dyn Transformer, input: &TransformInput<'_>) -> TransformOutp
                 ..Default::default()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[test]
+    fn items_over_the_memory_budget_never_overlap_and_all_run() {
+        // (estimate) of each item; 600 + 500 or 500 + 700 would exceed the budget of 768.
+        let estimates = [600u64, 500, 0, 0, 100, 700, 0, 60];
+        let order: Vec<usize> = (0..estimates.len()).collect();
+        let (in_flight, peak, overlap) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        let done = pool.install(|| {
+            run_bounded(&order, &estimates, 768, &|i| {
+                let now = in_flight.fetch_add(estimates[i], Ordering::SeqCst) + estimates[i];
+                peak.fetch_max(now, Ordering::SeqCst);
+                if now > estimates[i] {
+                    overlap.fetch_add(1, Ordering::SeqCst);
+                }
+                // Long enough for the other threads to claim what they may meanwhile.
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                in_flight.fetch_sub(estimates[i], Ordering::SeqCst);
+                i
+            })
+        });
+        let mut ran: Vec<usize> = done.iter().map(|(i, _)| *i).collect();
+        ran.sort_unstable();
+        assert_eq!(ran, order, "every item runs once");
+        assert!(peak.into_inner() <= 768, "the budget was exceeded");
+        assert!(
+            overlap.into_inner() > 0,
+            "nothing ran side by side: the test shows nothing"
+        );
     }
 }
