@@ -476,3 +476,39 @@ fn bombs_and_truncated_images_fail_the_build_naming_each_file() {
         "a failed build leaves the previous output alone"
     );
 }
+
+#[test]
+fn webp_gif_svg_and_ico_pass_through_fingerprinted() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let mut webp = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::new_rgb8(8, 8)
+        .write_to(&mut webp, image::ImageFormat::WebP)
+        .unwrap();
+    let files: [(&str, Vec<u8>); 4] = [
+        ("img/a.webp", webp.into_inner()),
+        // A 1x1 GIF89a.
+        ("img/b.gif", b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec()),
+        ("img/c.svg", std::fs::read(fixture("real-world/img/pin.svg")).unwrap()),
+        ("favicon.ico", b"\x00\x00\x01\x00\x01\x00\x01\x01\x00\x00\x01\x00\x20\x00not really an icon".to_vec()),
+    ];
+    for (logical, bytes) in &files {
+        std::fs::create_dir_all(src.join(logical).parent().unwrap()).unwrap();
+        std::fs::write(src.join(logical), bytes).unwrap();
+    }
+    let out = dir.path().join("out");
+    common::builder(&src, &out).build().unwrap();
+    let names = names(&out);
+    assert_eq!(names.len(), files.len(), "no variants: {names:?}");
+    for (logical, bytes) in &files {
+        let file = &names[*logical];
+        assert!(
+            common::looks_hashed(file.rsplit('/').next().unwrap()),
+            "{file}"
+        );
+        assert!(
+            std::fs::read(out.join(file)).unwrap() == *bytes,
+            "{logical} changed"
+        );
+    }
+}

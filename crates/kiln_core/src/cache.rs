@@ -203,9 +203,12 @@ struct TransformMeta {
     dependencies: Vec<(String, String)>,
     #[serde(default)]
     image: Option<ImageInfo>,
-    /// (logical path, width, height, byte length) of each variant; their bytes follow the output's.
     #[serde(default)]
-    variants: Vec<(String, u32, u32, u64)>,
+    integrity: Option<String>,
+    /// (logical path, width, height, byte length, SRI) of each variant; their bytes follow the
+    /// output's.
+    #[serde(default)]
+    variants: Vec<(String, u32, u32, u64, Option<String>)>,
 }
 
 /// Encodes a (successful) transform output; `content_of` gives the current content hash of a
@@ -242,10 +245,20 @@ pub(crate) fn encode_transform(
             .collect(),
         dependencies,
         image: out.image.clone(),
+        integrity: out.integrity.clone(),
         variants: out
             .variants
             .iter()
-            .map(|v| (v.logical.clone(), v.width, v.height, v.bytes.len() as u64))
+            .map(|v| {
+                let len = v.bytes.len() as u64;
+                (
+                    v.logical.clone(),
+                    v.width,
+                    v.height,
+                    len,
+                    v.integrity.clone(),
+                )
+            })
             .collect(),
     };
     let meta = serde_json::to_vec(&meta).ok()?;
@@ -285,16 +298,18 @@ pub(crate) fn decode_transform(
     let variants = meta
         .variants
         .into_iter()
-        .map(|(logical, width, height, len)| Variant {
+        .map(|(logical, width, height, len, integrity)| Variant {
             logical,
             bytes: rest.split_to(len as usize),
             width,
             height,
+            integrity,
         })
         .collect();
     Some(TransformOutput {
         bytes,
         image: meta.image,
+        integrity: meta.integrity,
         variants,
         references: meta.references,
         source_map: meta.source_map,

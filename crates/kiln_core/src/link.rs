@@ -543,12 +543,11 @@ fn substitute(
         }
         _ => None,
     };
-    let integrity = match &asset.known {
-        Some(k) => k.integrity.clone(),
-        None => format!(
-            "sha384-{}",
-            base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&bytes))
-        ),
+    let integrity = match (&asset.known, output.integrity) {
+        (Some(k), _) => k.integrity.clone(),
+        // Computed before caching for bytes link does not change (checked again here).
+        (None, Some(sri)) if edits.is_empty() && map.is_none() => sri,
+        (None, _) => sri(&bytes),
     };
     Ok(LinkedAsset {
         logical: asset.logical.clone(),
@@ -570,6 +569,14 @@ fn substitute(
         integrity,
         image: output.image,
     })
+}
+
+/// The Subresource Integrity value of `bytes` (`sha384-<base64>`).
+pub(crate) fn sri(bytes: &[u8]) -> String {
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
 }
 
 /// Replaces every occurrence of the keys of `replacements` in `bytes`, recording each edit's

@@ -126,6 +126,10 @@ pub struct TransformOutput {
     /// What an image output is: its dimensions, its placeholder and its variants (manifests list
     /// them so templates can write `srcset` and `<picture>`).
     pub image: Option<ImageInfo>,
+    /// SRI (`sha384-...`) of `bytes` when they are final (no references, no source map comment
+    /// to append): computed by the transform stage before caching, so a warm build does not hash
+    /// unchanged images again. Transformers leave it unset.
+    pub integrity: Option<String>,
     /// Extra files derived from the asset (an image at other widths or in other formats). The
     /// transform stage turns each into an asset of its own, fingerprinted, emitted and listed in
     /// the manifests under its logical path; it fills `image.variants` with the ones it kept.
@@ -143,6 +147,8 @@ pub struct Variant {
     pub width: u32,
     /// Height in pixels.
     pub height: u32,
+    /// SRI of `bytes` (see [`TransformOutput::integrity`]); transformers leave it unset.
+    pub integrity: Option<String>,
 }
 
 /// Facts about an image output, for the manifest.
@@ -247,8 +253,15 @@ pub fn transform(
                     crate::cache::decode_transform(payload, &asset.display_path(), content_of)
                 });
                 cached.unwrap_or_else(|| {
-                    let out = run_guarded(*t, &input);
+                    let mut out = run_guarded(*t, &input);
                     if !out.failed() {
+                        // Bytes that link will not change: hash them for SRI once, here.
+                        if out.references.is_empty() && out.map_comment.is_none() {
+                            out.integrity = Some(crate::link::sri(&out.bytes));
+                        }
+                        for v in &mut out.variants {
+                            v.integrity = Some(crate::link::sri(&v.bytes));
+                        }
                         if let Some(payload) =
                             crate::cache::encode_transform(&out, &asset.display_path(), content_of)
                         {
@@ -317,6 +330,7 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
             asset.path = parent.path.clone();
             let out = TransformOutput {
                 bytes: asset.bytes.clone(),
+                integrity: variant.integrity,
                 image: Some(ImageInfo {
                     width: variant.width,
                     height: variant.height,

@@ -308,6 +308,7 @@ impl ImageTransformer {
                             bytes: base.into(),
                             width: w,
                             height: resized.height,
+                            integrity: None,
                         };
                         (&resized, len, vec![v])
                     }
@@ -327,6 +328,7 @@ impl ImageTransformer {
                             bytes: encoded.into(),
                             width: px.width,
                             height: px.height,
+                            integrity: None,
                         });
                     }
                 }
