@@ -159,16 +159,15 @@ PNGSET=$WORK/pngset
 rm -rf "$PNGSET" && mkdir -p "$PNGSET"
 ( cd "$CORPUS" && find . -name '*.png' -print0 | cpio -0 -pdm --quiet "$PNGSET" )
 PNG_FILES=$(find "$PNGSET" -name '*.png' | wc -l)
-cat > "$WORK/kiln-png.toml" <<TOML
-src = "$PNGSET"
-[images]
-formats = []            # lossless optimisation only, like oxipng
-placeholder = false
-[manifest]
-formats = ["kiln"]
-[compress]
-formats = []
-TOML
+# image_config NAME SRC [IMAGES_KEY...]: $WORK/kiln-NAME.toml building SRC with those [images] keys,
+# kiln's manifest only and no precompression (the image peers compress nothing).
+image_config() {
+  local name=$1 src=$2; shift 2
+  { echo "src = \"$src\""; echo "[images]"; printf '%s\n' "$@"
+    printf '[manifest]\nformats = ["kiln"]\n[compress]\nformats = []\n'; } > "$WORK/kiln-$name.toml"
+}
+# Lossless optimisation only, like oxipng.
+image_config png "$PNGSET" 'formats = []' 'placeholder = false'
 prep() { rm -rf "$OUTS/kiln-png"; }
 measure png.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-png.toml" --out "$OUTS/kiln-png"
 prep() { rm -rf "$OUTS/oxipng"; cp -r "$PNGSET" "$OUTS/oxipng"; }
@@ -184,18 +183,7 @@ rm -rf "$JPGSET" && mkdir -p "$JPGSET"
   cp "$CORPUS/$f" "$JPGSET/$(echo "${f#./}" | tr / _)"
 done
 JPG_FILES=$(find "$JPGSET" -type f | wc -l)
-cat > "$WORK/kiln-avif.toml" <<TOML
-src = "$JPGSET"
-[images]
-formats = ["avif"]
-quality = 80
-speed = 6
-placeholder = false
-[manifest]
-formats = ["kiln"]
-[compress]
-formats = []
-TOML
+image_config avif "$JPGSET" 'formats = ["avif"]' 'quality = 80' 'speed = 6' 'placeholder = false'
 prep() { rm -rf "$OUTS/kiln-avif"; }
 measure avif.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-avif.toml" --out "$OUTS/kiln-avif"
 prep() { rm -rf "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
