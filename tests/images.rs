@@ -512,3 +512,53 @@ fn webp_gif_svg_and_ico_pass_through_fingerprinted() {
         );
     }
 }
+
+#[test]
+fn variants_are_byte_identical_whatever_the_thread_count() {
+    let run = |jobs: usize| {
+        let (_dir, out, result) = build_images(&["photo-rocket.jpg"], &[], |c| {
+            c.jobs = Some(jobs);
+            c.images.widths = vec![320];
+        });
+        result.unwrap();
+        common::tree(&out)
+    };
+    let (one, three) = (run(1), run(3));
+    assert!(one.keys().any(|k| k.ends_with(".avif")));
+    assert!(one == three, "AVIF/WebP bytes depend on the thread count");
+}
+
+#[test]
+fn a_png_exif_orientation_is_not_applied_since_the_optimised_png_drops_it() {
+    let img =
+        image::ImageBuffer::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]));
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .unwrap();
+    // eXIf with Orientation = 6 (rotate 90°), which image 0.25 reports for PNGs.
+    let exif = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
+    let png = with_chunk(&png.into_inner(), b"eXIf", exif);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/a.png"), &png).unwrap();
+    let out = dir.path().join("out");
+    common::builder(&dir.path().join("src"), &out)
+        .build()
+        .unwrap();
+    let m = common::json(&out.join("manifest.json"));
+    let entry = &m["assets"]["a.png"];
+    let built = std::fs::read(out.join(entry["file"].as_str().unwrap())).unwrap();
+    assert!(!built.windows(4).any(|w| w == b"eXIf"), "oxipng drops eXIf");
+    assert_eq!(
+        (entry["width"].as_u64(), entry["height"].as_u64()),
+        (Some(40), Some(30))
+    );
+    for v in entry["variants"].as_array().into_iter().flatten() {
+        assert_eq!(
+            (v["width"].as_u64(), v["height"].as_u64()),
+            (Some(40), Some(30)),
+            "{v}"
+        );
+    }
+}

@@ -362,7 +362,7 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
 ///
 /// One loop per thread, started with `rayon::broadcast`, claims items. Unlike a parallel
 /// iterator, this bounds the items in flight to the thread count even when a codec's own rayon
-/// jobs (oxipng trials, rav1e tiles) make a waiting thread steal work: a broadcast loop cannot be
+/// jobs (oxipng's trials) make a waiting thread steal work: a broadcast loop cannot be
 /// stolen, so items are only ever claimed at the top of a thread's stack. That is also what makes
 /// waiting for the budget safe: a waiting thread holds no item and no stolen job.
 fn run_bounded<T: Send>(
@@ -396,12 +396,15 @@ fn run_bounded<T: Send>(
                 }
                 let fits = (s.first..order.len()).find(|&k| {
                     let cost = estimates[order[k]];
-                    !s.claimed[k] && (cost == 0 || s.in_flight == 0 || s.in_flight + cost <= budget)
+                    !s.claimed[k]
+                        && (cost == 0
+                            || s.in_flight == 0
+                            || s.in_flight.saturating_add(cost) <= budget)
                 });
                 match fits {
                     Some(k) => {
                         s.claimed[k] = true;
-                        s.in_flight += estimates[order[k]];
+                        s.in_flight = s.in_flight.saturating_add(estimates[order[k]]);
                         break Some(order[k]);
                     }
                     None => s = freed.wait(s).unwrap_or_else(|e| e.into_inner()),
@@ -418,7 +421,8 @@ fn run_bounded<T: Send>(
             impl<'a, F: Fn() -> std::sync::MutexGuard<'a, State>> Drop for Release<'a, F> {
                 fn drop(&mut self) {
                     if self.0 > 0 {
-                        (self.1)().in_flight -= self.0;
+                        let mut s = (self.1)();
+                        s.in_flight = s.in_flight.saturating_sub(self.0);
                         self.2.notify_all();
                     }
                 }

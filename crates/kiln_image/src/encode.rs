@@ -40,8 +40,9 @@ pub(crate) struct Decoded {
     pub icc: Option<Vec<u8>>,
 }
 
-/// Decodes `bytes` (PNG or JPEG), refusing images over `max_pixels`, and applies its EXIF
-/// orientation.
+/// Decodes `bytes` (PNG or JPEG), refusing images over `max_pixels`, and applies a JPEG's EXIF
+/// orientation. A PNG's (an `eXIf` chunk) is not applied: oxipng drops the chunk, so the
+/// optimised PNG displays as stored, and its variants and manifest size must match it.
 pub(crate) fn decode(
     bytes: &[u8],
     format: ImageFormat,
@@ -62,9 +63,12 @@ pub(crate) fn decode(
             limit: max_pixels,
         });
     }
-    let orientation = decoder
-        .orientation()
-        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = match format {
+        ImageFormat::Jpeg => decoder
+            .orientation()
+            .unwrap_or(image::metadata::Orientation::NoTransforms),
+        _ => image::metadata::Orientation::NoTransforms,
+    };
     let icc = decoder.icc_profile().ok().flatten();
     let mut image = DynamicImage::from_decoder(decoder).map_err(corrupt)?;
     image.apply_orientation(orientation);
@@ -166,10 +170,17 @@ pub(crate) fn scaled_height(src: &Pixels, width: u32) -> u32 {
     h.clamp(1, u64::from(u32::MAX)) as u32
 }
 
+/// Threads (and so at most tiles) of every AVIF encode. ravif makes as many tiles as rav1e has
+/// threads, and tiles change the bitstream: left to the pool's size, AVIF bytes (and names) would
+/// depend on the machine's core count and `jobs`. Fixed, rav1e runs each encode on a pool of
+/// this many threads of its own while the build thread that asked waits.
+const AVIF_THREADS: usize = 2;
+
 /// AVIF at `quality` (1-100) and `speed` (1-10), with the alpha quality cavif derives from it.
 pub(crate) fn avif(px: &Pixels, quality: u8, speed: u8) -> Result<Vec<u8>, ImageError> {
     let q = f32::from(quality);
     let encoder = ravif::Encoder::new()
+        .with_num_threads(Some(AVIF_THREADS))
         .with_quality(q)
         .with_alpha_quality(((q + 100.) / 2.).min(q + q / 4. + 2.))
         .with_speed(speed)

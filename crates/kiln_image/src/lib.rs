@@ -21,9 +21,12 @@
 //! profile (Adobe RGB, Display P3) is converted with qcms first; one whose profile qcms cannot
 //! read gets no AVIF/WebP variants, with a warning.
 //!
-//! Parallelism: one image per task on the build's rayon pool; oxipng and rav1e spawn onto that
-//! same pool (no nested pool, no oversubscription). At most one full-size decoded image per
-//! task is alive at a time.
+//! Parallelism: one image per task on the build's rayon pool, where oxipng spawns its trials
+//! too. rav1e is the exception: each AVIF encode runs on a pool of 2 threads of its own while
+//! the build thread that asked waits, because ravif makes one tile per thread and tiles change
+//! the bytes; a fixed count keeps AVIF output (and names) the same on every machine and for
+//! every `jobs`. At most one full-size decoded image per task is alive at a time, and the
+//! transform stage keeps large images' estimated memory within `[images] max_memory_mb`.
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -158,6 +161,10 @@ impl Transformer for ImageTransformer {
             _ => encode::jpeg_dimensions(&asset.bytes),
         };
         let Some((w, h)) = dimensions else { return 0 };
+        let pixels = u64::from(w) * u64::from(h);
+        if pixels > self.max_pixels {
+            return 0; // refused from the header, never decoded
+        }
         let per_pixel = if settings.formats.contains(&ImageFormat::Avif) {
             42
         } else if settings.formats.contains(&ImageFormat::Webp) {
@@ -165,7 +172,7 @@ impl Transformer for ImageTransformer {
         } else {
             11
         };
-        u64::from(w) * u64::from(h) * per_pixel
+        pixels.saturating_mul(per_pixel)
     }
 
     fn transform(&self, input: &TransformInput<'_>) -> TransformOutput {
@@ -413,6 +420,25 @@ mod tests {
             assert!(out.bytes.len() <= input.len());
             assert_same_pixels(&input, &out.bytes);
         }
+    }
+
+    #[test]
+    fn the_memory_estimate_of_an_absurd_header_does_not_overflow() {
+        let mut png = encode(image::DynamicImage::new_luma8(1, 1));
+        png[16..20].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        png[20..24].copy_from_slice(&0x7FFF_FFFFu32.to_be_bytes());
+        let config = Config::default();
+        let asset = Asset::from_bytes("img/a.png", png);
+        // Refused from the header anyway: it is not counted against the budget.
+        assert_eq!(
+            ImageTransformer::new(&config).memory_estimate(&asset, &config),
+            0
+        );
+        let small = Asset::from_bytes("img/b.png", encode(image::DynamicImage::new_rgb8(100, 10)));
+        assert_eq!(
+            ImageTransformer::new(&config).memory_estimate(&small, &config),
+            42_000
+        );
     }
 
     #[test]

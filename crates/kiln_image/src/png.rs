@@ -1,7 +1,7 @@
 //! PNG: header facts read without decoding, and lossless optimisation with oxipng.
 //!
-//! oxipng strips metadata safely (`StripChunks::Safe` keeps what affects colour: iCCP, sRGB,
-//! cICP, gAMA/cHRM, pHYs, and APNG's frame chunks) and returns its input when it cannot shrink
+//! oxipng strips metadata safely (`StripChunks::Safe` keeps iCCP, sRGB, cICP, pHYs and APNG's
+//! frame chunks; it drops gAMA, cHRM and eXIf) and returns its input when it cannot shrink
 //! it, so the output is never larger and its pixels are bit-exact. It runs its trials on the
 //! caller's rayon pool (its `parallel` feature), so there is no nested pool.
 
