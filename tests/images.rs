@@ -53,16 +53,21 @@ fn with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     [&png[..iend], &chunk[..], &png[iend..]].concat()
 }
 
-#[test]
-fn text_metadata_is_stripped_and_colour_information_kept() {
+/// A 40x30 RGB gradient as a PNG.
+fn gradient_png() -> Vec<u8> {
     let img =
         image::ImageBuffer::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]));
     let mut png = std::io::Cursor::new(Vec::new());
     image::DynamicImage::ImageRgb8(img)
         .write_to(&mut png, image::ImageFormat::Png)
         .unwrap();
+    png.into_inner()
+}
+
+#[test]
+fn text_metadata_is_stripped_and_colour_information_kept() {
     let png = with_chunk(
-        &png.into_inner(),
+        &gradient_png(),
         b"tEXt",
         b"Comment\0made with a camera, 2019, GPS 51.5N 0.1W",
     );
@@ -530,15 +535,9 @@ fn variants_are_byte_identical_whatever_the_thread_count() {
 
 #[test]
 fn a_png_exif_orientation_is_not_applied_since_the_optimised_png_drops_it() {
-    let img =
-        image::ImageBuffer::from_fn(40, 30, |x, y| image::Rgb([x as u8 * 6, y as u8 * 8, 90]));
-    let mut png = std::io::Cursor::new(Vec::new());
-    image::DynamicImage::ImageRgb8(img)
-        .write_to(&mut png, image::ImageFormat::Png)
-        .unwrap();
     // eXIf with Orientation = 6 (rotate 90°), which image 0.25 reports for PNGs.
     let exif = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
-    let png = with_chunk(&png.into_inner(), b"eXIf", exif);
+    let png = with_chunk(&gradient_png(), b"eXIf", exif);
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("src/a.png"), &png).unwrap();
