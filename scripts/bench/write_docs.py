@@ -56,5 +56,6 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   CSS and JS minified, PNGs and JPEGs optimised losslessly, an AVIF and a WebP variant of every
   PNG and JPEG (kept when smaller), every text file precompressed.
 - **rebuilds**: the same build again with the persistent cache: with nothing changed (unchanged
-  images and fonts are not even read: the file index knows their size, time and hashes), after
+  fonts and other files nothing transforms are not even read: the file index knows their size,
+  time and hashes; images are read and their cached results and variants reused), after
   appending a rule to bootstrap.css, and after changing one photo (re-encoded with its variants).""")
