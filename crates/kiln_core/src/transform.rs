@@ -284,8 +284,7 @@ pub fn transform(
             _ => 0,
         })
         .collect();
-    let results = run_bounded(&order, &estimates, config.memory_budget(), &work);
-    let mut done = results;
+    let mut done = run_bounded(&order, &estimates, config.memory_budget(), &work);
     done.sort_unstable_by_key(|(i, _)| *i);
     let outputs = done.into_iter().map(|(_, out)| out).collect();
     expand_variants(assets, outputs)
@@ -371,63 +370,60 @@ fn run_bounded<T: Send>(
     budget: u64,
     work: &(dyn Fn(usize) -> T + Sync),
 ) -> Vec<(usize, T)> {
+    /// The items not claimed yet, in order of preference, and the estimates of those in flight.
     struct State {
-        claimed: Vec<bool>,
-        first: usize,
+        remaining: Vec<usize>,
         in_flight: u64,
     }
+    /// Gives an item's budget back when dropped, even if `work` panics, so no thread waits forever.
+    struct Release<'a> {
+        cost: u64,
+        state: &'a std::sync::Mutex<State>,
+        freed: &'a std::sync::Condvar,
+    }
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            if self.cost > 0 {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                s.in_flight = s.in_flight.saturating_sub(self.cost);
+                self.freed.notify_all();
+            }
+        }
+    }
     let state = std::sync::Mutex::new(State {
-        claimed: vec![false; order.len()],
-        first: 0,
+        remaining: order.to_vec(),
         in_flight: 0,
     });
     let freed = std::sync::Condvar::new();
     let results = std::sync::Mutex::new(Vec::with_capacity(order.len()));
-    let lock = || state.lock().unwrap_or_else(|e| e.into_inner());
     rayon::broadcast(|_| {
         loop {
-            let mut s = lock();
+            let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
             let claim = loop {
-                while s.first < order.len() && s.claimed[s.first] {
-                    s.first += 1;
-                }
-                if s.first == order.len() {
+                if s.remaining.is_empty() {
                     break None;
                 }
-                let fits = (s.first..order.len()).find(|&k| {
-                    let cost = estimates[order[k]];
-                    !s.claimed[k]
-                        && (cost == 0
-                            || s.in_flight == 0
-                            || s.in_flight.saturating_add(cost) <= budget)
+                let in_flight = s.in_flight;
+                let fits = s.remaining.iter().position(|&i| {
+                    let cost = estimates[i];
+                    cost == 0 || in_flight == 0 || in_flight.saturating_add(cost) <= budget
                 });
                 match fits {
                     Some(k) => {
-                        s.claimed[k] = true;
-                        s.in_flight = s.in_flight.saturating_add(estimates[order[k]]);
-                        break Some(order[k]);
+                        let i = s.remaining.remove(k);
+                        s.in_flight = s.in_flight.saturating_add(estimates[i]);
+                        break Some(i);
                     }
                     None => s = freed.wait(s).unwrap_or_else(|e| e.into_inner()),
                 }
             };
             drop(s);
             let Some(i) = claim else { break };
-            // Gives the budget back even if `work` panics, so no other thread waits forever.
-            struct Release<'a, F: Fn() -> std::sync::MutexGuard<'a, State>>(
-                u64,
-                F,
-                &'a std::sync::Condvar,
-            );
-            impl<'a, F: Fn() -> std::sync::MutexGuard<'a, State>> Drop for Release<'a, F> {
-                fn drop(&mut self) {
-                    if self.0 > 0 {
-                        let mut s = (self.1)();
-                        s.in_flight = s.in_flight.saturating_sub(self.0);
-                        self.2.notify_all();
-                    }
-                }
-            }
-            let _release = Release(estimates[i], lock, &freed);
+            let _release = Release {
+                cost: estimates[i],
+                state: &state,
+                freed: &freed,
+            };
             let out = work(i);
             results
                 .lock()
