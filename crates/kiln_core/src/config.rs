@@ -145,7 +145,8 @@ impl ImageFormat {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ImagesOverride {
-    /// Globs of logical paths (`icons/**`, `*.png`; a glob without `/` matches any file name).
+    /// Globs of logical paths, as `exclude` takes them (`icons/**`, `*.png`; a glob without `/`
+    /// matches any file or folder name).
     pub paths: Vec<String>,
     /// See [`ImagesConfig::optimize`].
     pub optimize: Option<bool>,
@@ -163,56 +164,17 @@ pub struct ImagesOverride {
     pub placeholder: Option<bool>,
 }
 
-/// The image settings in force for one file, after overrides.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ImageSettings {
-    /// See [`ImagesConfig::optimize`].
-    pub optimize: bool,
-    /// See [`ImagesConfig::widths`] (sorted, without duplicates).
-    pub widths: Vec<u32>,
-    /// See [`ImagesConfig::formats`].
-    pub formats: Vec<ImageFormat>,
-    /// See [`ImagesConfig::quality`].
-    pub quality: u8,
-    /// See [`ImagesConfig::speed`].
-    pub speed: u8,
-    /// See [`ImagesConfig::jpeg_quality`].
-    pub jpeg_quality: Option<u8>,
-    /// See [`ImagesConfig::placeholder`].
-    pub placeholder: bool,
-}
-
 impl ImagesConfig {
-    /// The settings for the image at `logical`: `[images]` with every matching override applied
-    /// in order.
-    pub fn settings_for(&self, logical: &str) -> ImageSettings {
-        let mut s = ImageSettings {
-            optimize: self.optimize,
-            widths: self.widths.clone(),
-            formats: self.formats.clone(),
-            quality: self.quality,
-            speed: self.speed,
-            jpeg_quality: self.jpeg_quality,
-            placeholder: self.placeholder,
-        };
-        for o in &self.overrides {
-            if !glob_set(&o.paths).is_some_and(|g| g.is_match(logical)) {
-                continue;
-            }
-            s.optimize = o.optimize.unwrap_or(s.optimize);
-            s.widths = o.widths.clone().unwrap_or(s.widths);
-            s.formats = o.formats.clone().unwrap_or(s.formats);
-            s.quality = o.quality.unwrap_or(s.quality);
-            s.speed = o.speed.unwrap_or(s.speed);
-            s.jpeg_quality = o.jpeg_quality.or(s.jpeg_quality);
-            s.placeholder = o.placeholder.unwrap_or(s.placeholder);
+    /// The `[images]` settings with their overrides' globs compiled, to ask per file.
+    pub fn rules(&self) -> ImageRules {
+        ImageRules {
+            globs: self
+                .overrides
+                .iter()
+                .map(|o| crate::discover::PathGlobs::new(&o.paths))
+                .collect(),
+            config: self.clone(),
         }
-        s.widths.sort_unstable();
-        s.widths.dedup();
-        s.formats.sort_unstable();
-        s.formats.dedup();
-        s
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -272,18 +234,40 @@ impl ImagesConfig {
     }
 }
 
-/// A glob set where a glob without `/` matches any file name (like `exclude`).
-fn glob_set(globs: &[String]) -> Option<globset::GlobSet> {
-    let mut set = globset::GlobSetBuilder::new();
-    for g in globs {
-        let g = if g.contains('/') {
-            g.clone()
-        } else {
-            format!("**/{g}")
+/// `[images]` compiled for asking per file (see [`ImagesConfig::rules`]).
+#[derive(Debug, Clone)]
+pub struct ImageRules {
+    config: ImagesConfig,
+    globs: Vec<crate::discover::PathGlobs>,
+}
+
+impl ImageRules {
+    /// The `[images]` table as it applies to the image at `logical`: every override whose
+    /// `paths` match applied in order (then cleared), `widths` and `formats` sorted without
+    /// duplicates.
+    pub fn settings_for(&self, logical: &str) -> ImagesConfig {
+        let mut s = ImagesConfig {
+            overrides: Vec::new(),
+            ..self.config.clone()
         };
-        set.add(globset::Glob::new(&g).ok()?);
+        for (o, globs) in self.config.overrides.iter().zip(&self.globs) {
+            if !globs.matches(logical) {
+                continue;
+            }
+            s.optimize = o.optimize.unwrap_or(s.optimize);
+            s.widths = o.widths.clone().unwrap_or(s.widths);
+            s.formats = o.formats.clone().unwrap_or(s.formats);
+            s.quality = o.quality.unwrap_or(s.quality);
+            s.speed = o.speed.unwrap_or(s.speed);
+            s.jpeg_quality = o.jpeg_quality.or(s.jpeg_quality);
+            s.placeholder = o.placeholder.unwrap_or(s.placeholder);
+        }
+        s.widths.sort_unstable();
+        s.widths.dedup();
+        s.formats.sort_unstable();
+        s.formats.dedup();
+        s
     }
-    set.build().ok()
 }
 
 /// `[watch]`: how `kiln watch` builds.
@@ -767,5 +751,29 @@ mod tests {
                 .to_string()
                 .contains("vite")
         );
+    }
+
+    #[test]
+    fn image_overrides_apply_in_order_to_matching_paths_only() {
+        let images: ImagesConfig = toml::from_str(
+            r#"
+            widths = [960, 480, 960]
+            [[overrides]]
+            paths = ["icons"]
+            formats = []
+            [[overrides]]
+            paths = ["*.png"]
+            quality = 50
+            "#,
+        )
+        .unwrap();
+        let rules = images.rules();
+        // A glob without `/` matches a folder name, as in `exclude`.
+        let icon = rules.settings_for("img/icons/home.png");
+        assert_eq!((icon.formats.len(), icon.quality), (0, 50));
+        assert_eq!(icon.widths, [480, 960], "sorted, without duplicates");
+        assert!(icon.overrides.is_empty());
+        let photo = rules.settings_for("img/photo.jpg");
+        assert_eq!((photo.formats.len(), photo.quality), (2, 80));
     }
 }

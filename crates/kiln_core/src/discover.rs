@@ -65,7 +65,7 @@ pub fn discover_with(
             return Err(DiscoverError::SameFolder(root.clone()));
         }
     }
-    let excludes = Excludes::new(&config.exclude);
+    let excludes = PathGlobs::new(&config.exclude);
     let skip_dirs: Vec<PathBuf> = [&config.out, &config.cache.dir]
         .into_iter()
         .filter_map(|p| p.canonicalize().ok())
@@ -160,14 +160,17 @@ fn logical_path(rel: &Path) -> Option<String> {
     Some(parts?.join("/"))
 }
 
-/// Exclude globs: one with a `/` matches the whole logical path, one without matches any component.
-struct Excludes {
+/// Globs of logical paths, as `exclude` and `[[images.overrides]] paths` take them: one with a
+/// `/` matches the whole logical path, one without matches any component (a file or folder name).
+#[derive(Debug, Clone)]
+pub struct PathGlobs {
     whole: GlobSet,
     component: GlobSet,
 }
 
-impl Excludes {
-    fn new(globs: &[String]) -> Self {
+impl PathGlobs {
+    /// Compiles `globs` (validated by [`Config::validate`]; an invalid one is skipped).
+    pub fn new(globs: &[String]) -> Self {
         let mut whole = GlobSetBuilder::new();
         let mut component = GlobSetBuilder::new();
         for g in globs {
@@ -181,12 +184,19 @@ impl Excludes {
                 component.add(glob);
             }
         }
-        Excludes {
+        PathGlobs {
             whole: whole.build().unwrap_or_else(|_| GlobSet::empty()),
             component: component.build().unwrap_or_else(|_| GlobSet::empty()),
         }
     }
 
+    /// Whether a logical path (`img/icons/a.png`) matches.
+    pub fn matches(&self, logical: &str) -> bool {
+        self.whole.is_match(logical) || logical.split('/').any(|c| self.component.is_match(c))
+    }
+
+    /// Whether the walker should skip `rel`: its own name or its whole path matches (its
+    /// folders were checked when the walker entered them).
     fn is_excluded(&self, rel: &Path) -> bool {
         let name = rel.file_name().unwrap_or_default();
         self.component.is_match(name) || logical_path(rel).is_some_and(|l| self.whole.is_match(l))

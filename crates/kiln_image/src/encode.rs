@@ -111,39 +111,6 @@ pub(crate) fn to_srgb(px: &mut Pixels, icc: &[u8]) -> bool {
     }
 }
 
-/// The width and height in a JPEG's start-of-frame segment, found by walking the segments
-/// before the image data (no decoding).
-pub(crate) fn jpeg_dimensions(bytes: &[u8]) -> Option<(u32, u32)> {
-    let mut at = 2;
-    if bytes.get(..2)? != [0xFF, 0xD8] {
-        return None;
-    }
-    loop {
-        // Markers may be padded with extra 0xFF bytes.
-        while *bytes.get(at)? == 0xFF && *bytes.get(at + 1)? == 0xFF {
-            at += 1;
-        }
-        if *bytes.get(at)? != 0xFF {
-            return None;
-        }
-        let marker = *bytes.get(at + 1)?;
-        let len = usize::from(u16::from_be_bytes([
-            *bytes.get(at + 2)?,
-            *bytes.get(at + 3)?,
-        ]));
-        // SOF0-SOF15, except DHT (C4), JPG (C8) and DAC (CC).
-        if (0xC0..=0xCF).contains(&marker) && !matches!(marker, 0xC4 | 0xC8 | 0xCC) {
-            let h = u16::from_be_bytes([*bytes.get(at + 5)?, *bytes.get(at + 6)?]);
-            let w = u16::from_be_bytes([*bytes.get(at + 7)?, *bytes.get(at + 8)?]);
-            return Some((u32::from(w), u32::from(h)));
-        }
-        if marker == 0xDA || len < 2 {
-            return None;
-        }
-        at += 2 + len;
-    }
-}
-
 /// `src` resized to `width` x `height` with a Lanczos3 filter.
 pub(crate) fn resize(src: &Pixels, width: u32, height: u32) -> Result<Pixels, ImageError> {
     let fail = |e: String| ImageError::Encode(format!("cannot resize it: {e}"));

@@ -90,9 +90,26 @@ pub fn optimize_lossless(input: &[u8]) -> Result<Vec<u8>, JpegError> {
     catch_libjpeg(|| transcode(input, len))
 }
 
+/// The width and height in a JPEG's start-of-frame segment (SOF0-SOF15 but DHT, JPG and DAC),
+/// read from the header without decoding.
+pub fn dimensions(input: &[u8]) -> Option<(u32, u32)> {
+    let (_, sof) = header_segments(input)
+        .find(|&(m, _)| (0xC0..=0xCF).contains(&m) && !matches!(m, 0xC4 | 0xC8 | 0xCC))?;
+    // Sample precision, then height and width.
+    let be = |at: usize| {
+        Some(u32::from(u16::from_be_bytes([
+            *sof.get(at)?,
+            *sof.get(at + 1)?,
+        ])))
+    };
+    Some((be(3)?, be(1)?))
+}
+
 /// The EXIF orientation (1..=8) of a JPEG, if it has one: read from the first APP1 "Exif" segment
-/// before the image data, and only if the tag is a single SHORT (as browsers require).
-pub fn exif_orientation(input: &[u8]) -> Option<u8> {
+/// before the image data, and only if the tag is a single SHORT (as browsers require). The tests
+/// check the transcoder keeps it with this.
+#[cfg(test)]
+fn exif_orientation(input: &[u8]) -> Option<u8> {
     let exif = header_segments(input)
         .find(|&(marker, data)| c_int::from(marker) == APP1 && data.starts_with(EXIF_HEADER))?;
     orientation_from_exif(exif.1)

@@ -34,7 +34,7 @@ mod encode;
 pub mod jpeg;
 mod png;
 
-use kiln_core::config::{Config, ImageFormat, ImageSettings};
+use kiln_core::config::{Config, ImageFormat, ImageRules, ImagesConfig};
 use kiln_core::{
     AssetKind, Diagnostic, ImageInfo, TransformInput, TransformOutput, Transformer, Variant,
 };
@@ -92,18 +92,15 @@ impl ImageError {
 /// Optimises PNG and JPEG files and makes their variants.
 #[derive(Debug, Clone)]
 pub struct ImageTransformer {
-    png_preset: u8,
-    max_pixels: u64,
-    config: kiln_core::config::ImagesConfig,
+    /// `[images]`, with the overrides' globs compiled once for the whole build.
+    rules: ImageRules,
 }
 
 impl ImageTransformer {
     /// From `[images]`.
     pub fn new(config: &Config) -> Self {
         ImageTransformer {
-            png_preset: config.images.png_preset,
-            max_pixels: config.images.max_pixels,
-            config: config.images.clone(),
+            rules: config.images.rules(),
         }
     }
 
@@ -134,9 +131,9 @@ fn variant_name(logical: &str, width: Option<u32>, ext: &str) -> String {
 }
 
 /// A colour profile is sRGB when its description says so (what every sRGB profile in the wild
-/// carries); no profile at all means sRGB too.
-fn is_srgb(icc: Option<&[u8]>) -> bool {
-    icc.is_none_or(|p| p.windows(4).any(|w| w == b"sRGB"))
+/// carries).
+fn is_srgb(icc: &[u8]) -> bool {
+    icc.windows(4).any(|w| w == b"sRGB")
 }
 
 impl Transformer for ImageTransformer {
@@ -152,17 +149,17 @@ impl Transformer for ImageTransformer {
     /// thread): 11 bytes for the lossless pass and decoding, 15 with WebP, 42 with AVIF (rav1e's
     /// frames; the cavif CLI peaks the same).
     fn memory_estimate(&self, asset: &kiln_core::Asset, _config: &Config) -> u64 {
-        let settings = self.config.settings_for(&asset.logical);
+        let settings = self.rules.settings_for(&asset.logical);
         if !settings.optimize {
             return 0;
         }
         let dimensions = match asset.kind {
             AssetKind::Png => png::dimensions(&asset.bytes),
-            _ => encode::jpeg_dimensions(&asset.bytes),
+            _ => jpeg::dimensions(&asset.bytes),
         };
         let Some((w, h)) = dimensions else { return 0 };
         let pixels = u64::from(w) * u64::from(h);
-        if pixels > self.max_pixels {
+        if pixels > settings.max_pixels {
             return 0; // refused from the header, never decoded
         }
         let per_pixel = if settings.formats.contains(&ImageFormat::Avif) {
@@ -177,7 +174,7 @@ impl Transformer for ImageTransformer {
 
     fn transform(&self, input: &TransformInput<'_>) -> TransformOutput {
         let asset = input.asset;
-        let settings = self.config.settings_for(&asset.logical);
+        let settings = self.rules.settings_for(&asset.logical);
         if !settings.optimize {
             return TransformOutput::passthrough(asset);
         }
@@ -202,7 +199,7 @@ impl ImageTransformer {
         logical: &str,
         bytes: &kiln_core::Bytes,
         kind: AssetKind,
-        settings: &ImageSettings,
+        settings: &ImagesConfig,
     ) -> Result<TransformOutput, ImageError> {
         let png = kind == AssetKind::Png;
         let (format, header) = if png {
@@ -213,19 +210,19 @@ impl ImageTransformer {
         } else {
             (
                 image::ImageFormat::Jpeg,
-                encode::jpeg_dimensions(bytes).ok_or(ImageError::WrongFormat("JPEG"))?,
+                jpeg::dimensions(bytes).ok_or(ImageError::WrongFormat("JPEG"))?,
             )
         };
-        if u64::from(header.0) * u64::from(header.1) > self.max_pixels {
+        if u64::from(header.0) * u64::from(header.1) > settings.max_pixels {
             return Err(ImageError::TooLarge {
                 width: header.0,
                 height: header.1,
-                limit: self.max_pixels,
+                limit: settings.max_pixels,
             });
         }
         let mut unsupported = None;
         let mut optimised: Vec<u8> = if png {
-            png::optimize(bytes, self.png_preset, header)?
+            png::optimize(bytes, settings.png_preset, header)?
         } else {
             match jpeg::optimize_lossless(bytes) {
                 Ok(lossless) if lossless.len() < bytes.len() => lossless,
@@ -259,13 +256,13 @@ impl ImageTransformer {
             return Ok(out);
         }
 
-        let decoded = encode::decode(bytes, format, self.max_pixels)?;
+        let decoded = encode::decode(bytes, format, settings.max_pixels)?;
         let mut full = decoded.pixels;
         let mut icc = decoded.icc.as_deref();
         // Variants are written in sRGB: AVIF and WebP here cannot carry a profile, and browsers
         // assume sRGB without one. An image in another space (Adobe RGB, Display P3) is converted.
         let mut convertible = true;
-        if let Some(profile) = icc.filter(|p| !is_srgb(Some(p))) {
+        if let Some(profile) = icc.filter(|p| !is_srgb(p)) {
             convertible = encode::to_srgb(&mut full, profile);
             if convertible {
                 icc = None;
@@ -305,7 +302,7 @@ impl ImageTransformer {
                     Some(w) => {
                         resized = encode::resize(&full, w, encode::scaled_height(&full, w))?;
                         let base = if png {
-                            encode::png(&resized, self.png_preset, icc)?
+                            encode::png(&resized, settings.png_preset, icc)?
                         } else {
                             encode::jpeg(&resized, settings.jpeg_quality.unwrap_or(85), icc)?
                         };
