@@ -53,6 +53,20 @@ fn with_chunk(png: &[u8], kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     [&png[..iend], &chunk[..], &png[iend..]].concat()
 }
 
+/// Builds a source folder of `(logical path, bytes)` with the default settings; returns the temp
+/// dir (keep it alive) and the output folder.
+fn build_files(files: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    for (logical, bytes) in files {
+        std::fs::create_dir_all(src.join(logical).parent().unwrap()).unwrap();
+        std::fs::write(src.join(logical), bytes).unwrap();
+    }
+    let out = dir.path().join("out");
+    common::builder(&src, &out).build().unwrap();
+    (dir, out)
+}
+
 /// A 40x30 RGB gradient as a PNG.
 fn gradient_png() -> Vec<u8> {
     let img =
@@ -72,13 +86,7 @@ fn text_metadata_is_stripped_and_colour_information_kept() {
         b"Comment\0made with a camera, 2019, GPS 51.5N 0.1W",
     );
     let png = with_chunk(&png, b"sRGB", &[0]);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/a.png"), &png).unwrap();
-    let out = dir.path().join("out");
-    common::builder(&dir.path().join("src"), &out)
-        .build()
-        .unwrap();
+    let (_dir, out) = build_files(&[("a.png", png.clone())]);
     let built = std::fs::read(out.join(&names(&out)["a.png"])).unwrap();
     let has = |b: &[u8], kind: &[u8]| b.windows(4).any(|w| w == kind);
     assert!(
@@ -484,8 +492,6 @@ fn bombs_and_truncated_images_fail_the_build_naming_each_file() {
 
 #[test]
 fn webp_gif_svg_and_ico_pass_through_fingerprinted() {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
     let mut webp = std::io::Cursor::new(Vec::new());
     image::DynamicImage::new_rgb8(8, 8)
         .write_to(&mut webp, image::ImageFormat::WebP)
@@ -497,12 +503,7 @@ fn webp_gif_svg_and_ico_pass_through_fingerprinted() {
         ("img/c.svg", std::fs::read(fixture("real-world/img/pin.svg")).unwrap()),
         ("favicon.ico", b"\x00\x00\x01\x00\x01\x00\x01\x01\x00\x00\x01\x00\x20\x00not really an icon".to_vec()),
     ];
-    for (logical, bytes) in &files {
-        std::fs::create_dir_all(src.join(logical).parent().unwrap()).unwrap();
-        std::fs::write(src.join(logical), bytes).unwrap();
-    }
-    let out = dir.path().join("out");
-    common::builder(&src, &out).build().unwrap();
+    let (_dir, out) = build_files(&files);
     let names = names(&out);
     assert_eq!(names.len(), files.len(), "no variants: {names:?}");
     for (logical, bytes) in &files {
@@ -538,13 +539,7 @@ fn a_png_exif_orientation_is_not_applied_since_the_optimised_png_drops_it() {
     // eXIf with Orientation = 6 (rotate 90°), which image 0.25 reports for PNGs.
     let exif = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0";
     let png = with_chunk(&gradient_png(), b"eXIf", exif);
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("src")).unwrap();
-    std::fs::write(dir.path().join("src/a.png"), &png).unwrap();
-    let out = dir.path().join("out");
-    common::builder(&dir.path().join("src"), &out)
-        .build()
-        .unwrap();
+    let (_dir, out) = build_files(&[("a.png", png.clone())]);
     let m = common::json(&out.join("manifest.json"));
     let entry = &m["assets"]["a.png"];
     let built = std::fs::read(out.join(entry["file"].as_str().unwrap())).unwrap();
