@@ -237,7 +237,7 @@ pub(crate) fn png(px: &Pixels, preset: u8, icc: Option<&[u8]>) -> Result<Vec<u8>
     encoder
         .write_image(&px.data, px.width, px.height, color)
         .map_err(|e| ImageError::Encode(format!("cannot encode PNG: {e}")))?;
-    crate::png::optimize(&out, preset, (px.width, px.height))
+    Ok(crate::png::optimize(&out, preset, (px.width, px.height))?.unwrap_or(out))
 }
 
 /// A ThumbHash of `px` (base64), from a copy at most 100 pixels on a side.

@@ -220,34 +220,33 @@ impl ImageTransformer {
                 limit: settings.max_pixels,
             });
         }
-        let mut unsupported = None;
-        let mut optimised: Vec<u8> = if png {
-            png::optimize(bytes, settings.png_preset, header)?
+        // The file as shipped: the input's own buffer (shared, not copied) unless a smaller
+        // encoding of it turns up.
+        let mut best = bytes.clone();
+        let mut out = TransformOutput::default();
+        if png {
+            if let Some(smaller) = png::optimize(bytes, settings.png_preset, header)? {
+                best = smaller.into();
+            }
         } else {
             match jpeg::optimize_lossless(bytes) {
-                Ok(lossless) if lossless.len() < bytes.len() => lossless,
-                Ok(_) => bytes.to_vec(),
+                Ok(lossless) => keep_smaller(&mut best, lossless),
                 Err(jpeg::JpegError::Corrupt(e)) => {
                     return Err(ImageError::Corrupt(format!("cannot read this JPEG: {e}")));
                 }
                 // 12-bit, lossless-process or hierarchical JPEGs: shipped as they are.
                 Err(e) => {
-                    unsupported = Some(e.to_string());
-                    bytes.to_vec()
+                    out.diagnostics.push(
+                        Diagnostic::warning("image-unsupported", logical, format!("kept as it is: {e}"))
+                            .with_help("browsers may not display it either; re-export it as a baseline or progressive 8-bit JPEG"),
+                    );
+                    out.bytes = best;
+                    return Ok(out);
                 }
             }
-        };
-        let mut out = TransformOutput::default();
-        if let Some(why) = unsupported {
-            out.diagnostics.push(
-                Diagnostic::warning("image-unsupported", logical, format!("kept as it is: {why}"))
-                    .with_help("browsers may not display it either; re-export it as a baseline or progressive 8-bit JPEG"),
-            );
-            out.bytes = bytes.clone();
-            return Ok(out);
         }
         if png && png::is_animated(bytes) {
-            out.bytes = shrunk(bytes, optimised);
+            out.bytes = best;
             out.image = Some(ImageInfo {
                 width: header.0,
                 height: header.1,
@@ -270,9 +269,7 @@ impl ImageTransformer {
         }
         if let Some(q) = settings.jpeg_quality.filter(|_| !png) {
             let reencoded = encode::jpeg(&full, q, icc)?;
-            if reencoded.len() < optimised.len() {
-                optimised = reencoded;
-            }
+            keep_smaller(&mut best, reencoded);
         }
         let modern: &[ImageFormat] = if convertible {
             &settings.formats
@@ -316,7 +313,7 @@ impl ImageTransformer {
                         };
                         (&resized, len, vec![v])
                     }
-                    None => (&full, optimised.len().min(bytes.len()), Vec::new()),
+                    None => (&full, best.len(), Vec::new()),
                 };
                 for &format in modern {
                     let encoded = match format {
@@ -352,17 +349,15 @@ impl ImageTransformer {
             },
             ..Default::default()
         });
-        out.bytes = shrunk(bytes, optimised);
+        out.bytes = best;
         Ok(out)
     }
 }
 
-/// The optimised bytes when smaller, else the input's own buffer (shared, not copied).
-fn shrunk(input: &kiln_core::Bytes, optimised: Vec<u8>) -> kiln_core::Bytes {
-    if optimised.len() < input.len() {
-        optimised.into()
-    } else {
-        input.clone()
+/// Replaces `best` with `candidate` when that is smaller.
+fn keep_smaller(best: &mut kiln_core::Bytes, candidate: Vec<u8>) {
+    if candidate.len() < best.len() {
+        *best = candidate.into();
     }
 }
 

@@ -40,12 +40,12 @@ pub(crate) fn is_animated(bytes: &[u8]) -> bool {
     false
 }
 
-/// Optimises losslessly at oxipng `preset`; the result is never larger than `bytes`.
+/// Optimises losslessly at oxipng `preset`: the smaller PNG, or None when oxipng cannot shrink it.
 pub(crate) fn optimize(
     bytes: &[u8],
     preset: u8,
     (width, height): (u32, u32),
-) -> Result<Vec<u8>, ImageError> {
+) -> Result<Option<Vec<u8>>, ImageError> {
     let mut options = oxipng::Options::from_preset(preset);
     options.strip = oxipng::StripChunks::Safe;
     // The raw image of an allowed size (16-bit RGBA is 8 bytes a pixel, plus filter bytes).
@@ -56,8 +56,8 @@ pub(crate) fn optimize(
             .unwrap_or(usize::MAX),
     );
     match oxipng::optimize_from_memory(bytes, &options) {
-        Ok(out) if out.len() < bytes.len() => Ok(out),
-        Ok(_) => Ok(bytes.to_vec()),
+        Ok(out) if out.len() < bytes.len() => Ok(Some(out)),
+        Ok(_) => Ok(None),
         Err(e) => Err(ImageError::Corrupt(format!(
             "cannot optimise this PNG: {e}"
         ))),
