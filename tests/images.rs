@@ -556,3 +556,41 @@ fn a_png_exif_orientation_is_not_applied_since_the_optimised_png_drops_it() {
         );
     }
 }
+
+#[test]
+fn the_placeholder_decodes_to_the_photo_s_shape_and_colour() {
+    use base64::Engine as _;
+    let (_dir, out, result) =
+        build_images(&["photo-chelsea.png", "rotated-exif-6.jpg"], &[], |c| {
+            c.images.formats.clear();
+        });
+    result.unwrap();
+    let m = common::json(&out.join("manifest.json"));
+    for (logical, fixture_name) in [
+        ("img/photo-chelsea.png", "photo-chelsea.png"),
+        ("img/rotated-exif-6.jpg", "rotated-exif-6.jpg"),
+    ] {
+        let entry = &m["assets"][logical];
+        let hash = base64::engine::general_purpose::STANDARD
+            .decode(entry["placeholder"].as_str().unwrap())
+            .unwrap();
+        let ratio = thumbhash::thumb_hash_to_approximate_aspect_ratio(&hash).unwrap();
+        let displayed = entry["width"].as_f64().unwrap() / entry["height"].as_f64().unwrap();
+        assert!(
+            (ratio / displayed as f32 - 1.0).abs() < 0.15,
+            "{logical}: {ratio} vs {displayed}"
+        );
+        let (r, g, b, _) = thumbhash::thumb_hash_to_average_rgba(&hash).unwrap();
+        let source = image::open(fixture("images").join(fixture_name))
+            .unwrap()
+            .to_rgb8();
+        let n = source.pixels().len() as f32;
+        let mean = |c: usize| source.pixels().map(|p| f32::from(p[c])).sum::<f32>() / n / 255.0;
+        for (got, want) in [(r, mean(0)), (g, mean(1)), (b, mean(2))] {
+            assert!(
+                (got - want).abs() < 0.08,
+                "{logical}: average {got} vs {want}"
+            );
+        }
+    }
+}
