@@ -25,7 +25,8 @@ pub mod watch;
 
 pub use kiln_core;
 pub use kiln_core::config::{
-    CssConfig, ImageFormat, ImagesConfig, ImagesOverride, ManifestConfig, Targets,
+    CssConfig, DeployConfig, HeaderRule, ImageFormat, ImagesConfig, ImagesOverride, ManifestConfig,
+    Targets,
 };
 pub use kiln_core::{
     BuildError, BuildReport, Config, ConfigError, Diagnostic, ManifestFormat, Progress, Severity,

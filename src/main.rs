@@ -14,6 +14,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kiln::kiln_core::discover::DiscoverError;
 use kiln::{BuildError, Builder, Config, ConfigError, ManifestFormat};
 
+#[cfg(feature = "deploy")]
+mod cli_deploy;
+
 #[derive(Parser)]
 #[command(
     name = "kiln",
@@ -34,6 +37,28 @@ enum Command {
     /// Manage the build cache.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Publish the last build to S3-compatible storage behind a CDN (see docs/deploy.md).
+    #[cfg(feature = "deploy")]
+    Deploy(DeployArgs),
+}
+
+#[derive(Args)]
+struct DeployArgs {
+    /// Config file (default: kiln.toml in the current directory, if present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print every planned upload and deletion with its reason; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the plan and its result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Allow deleting more than `[deploy] max_deletes` objects.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Print only errors, no summary.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 #[derive(Subcommand)]
@@ -82,6 +107,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Build(args) => build(args),
         Command::Watch(args) => watch(args),
+        #[cfg(feature = "deploy")]
+        Command::Deploy(args) => {
+            let config = match config_file(args.config.as_ref()).and_then(|mut c| {
+                c.validate()?;
+                Ok(c)
+            }) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}", config_error_text(&e));
+                    return ExitCode::from(2);
+                }
+            };
+            cli_deploy::run(&config, args.dry_run, args.json, args.yes, args.quiet)
+        }
         Command::Cache(CacheCommand::Clean { config }) => {
             let config = match config_file(config.as_ref()) {
                 Ok(c) => c,
@@ -155,7 +194,7 @@ fn build(args: BuildArgs) -> ExitCode {
         }
     };
     let styled = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let progress = Bar::new(styled && !args.quiet);
+    let progress = Bar::new(styled && !args.quiet, "transforming");
     let result = Builder::from_config(config.clone()).build_with_progress(&progress);
     progress.clear();
     match result {
@@ -353,7 +392,7 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
     line
 }
 
-fn human(bytes: u64) -> String {
+pub(crate) fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut v = bytes as f64;
     let mut unit = 0;
@@ -368,8 +407,8 @@ fn human(bytes: u64) -> String {
     }
 }
 
-/// A progress bar on stderr that only appears when the transform stage runs longer than a moment.
-struct Bar {
+/// A progress bar on stderr that only appears when a stage runs longer than a moment.
+pub(crate) struct Bar {
     bar: ProgressBar,
     enabled: bool,
     started: Instant,
@@ -378,12 +417,13 @@ struct Bar {
 impl Bar {
     const DELAY: Duration = Duration::from_millis(400);
 
-    fn new(enabled: bool) -> Self {
+    /// A bar for `verb` (`transforming`, `uploading`), drawn only if `enabled`.
+    pub(crate) fn new(enabled: bool, verb: &str) -> Self {
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} transforming {pos}/{len} files [{bar:30}] {elapsed}",
-            )
+            ProgressStyle::with_template(&format!(
+                "{{spinner}} {verb} {{pos}}/{{len}} files [{{bar:30}}] {{elapsed}}"
+            ))
             .expect("valid template")
             .progress_chars("=> "),
         );
@@ -394,7 +434,7 @@ impl Bar {
         }
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.bar.finish_and_clear();
     }
 }

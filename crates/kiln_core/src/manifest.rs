@@ -27,6 +27,9 @@ pub struct KilnManifest<'a> {
     pub generator: String,
     /// The public URL the files are served under.
     pub public_url: &'a str,
+    /// The build also wrote every file under its logical name (`unhashed = true`, `kiln watch`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unhashed: bool,
     /// Entries by logical path.
     pub assets: BTreeMap<&'a str, AssetEntry<'a>>,
 }
@@ -114,6 +117,7 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
         schema: SCHEMA,
         generator: format!("kiln {}", crate::VERSION),
         public_url: &config.public_url,
+        unhashed: config.unhashed,
         assets: linked
             .assets
             .iter()

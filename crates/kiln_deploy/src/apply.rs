@@ -1,0 +1,589 @@
+//! Apply: read the bucket's side (listing, ledger, lock), plan, then carry the plan out in
+//! phases: lock, fingerprinted files, unhashed files, manifests (kiln's last), deletions, ledger,
+//! unlock.
+//!
+//! If anything fails before the manifests, the deploy stops there: the bucket's manifests still
+//! describe the previous release, whose files are all still in place, and a re-run completes the
+//! deploy (what was uploaded is recorded in the ledger, so it is not uploaded again).
+//! Owns the bucket-side I/O; deciding what to do is [`crate::plan`]'s.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use kiln_core::Progress;
+use object_store::path::Path as Key;
+use object_store::{
+    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions,
+    PutPayload, UpdateVersion, WriteMultipart,
+};
+
+use crate::ledger::{LEDGER_KEY, LOCK_KEY, LOCK_LEASE, Ledger, Lock, ObjectRecord, rfc3339};
+use crate::local::{Class, Headers, LocalBuild, LocalFile, read_file, sha256_hex};
+use crate::plan::{self, Remote, RemoteHead, RemoteObject, Settings};
+use crate::store::{Target, classify};
+use crate::{DeployError, Options, Outcome};
+
+/// The metadata key of an object's SHA-256 (`x-amz-meta-kiln-sha256`).
+pub const SHA256_METADATA: &str = "kiln-sha256";
+
+/// Size of each part of a multipart upload.
+const PART_SIZE: usize = 8 << 20;
+
+/// The store and where under it this deploy goes.
+#[derive(Clone)]
+struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    target: Target,
+}
+
+impl Bucket {
+    fn key(&self, path: &str) -> Result<Key, DeployError> {
+        Key::parse(format!("{}{path}", self.target.prefix)).map_err(|e| DeployError::BadBuild {
+            path: path.into(),
+            message: format!("not a valid object key: {e}"),
+        })
+    }
+
+    fn err(&self, action: &str, path: &str, e: &object_store::Error) -> DeployError {
+        classify(
+            &self.target,
+            action,
+            &format!("{}{path}", self.target.prefix),
+            e,
+        )
+    }
+
+    /// The bytes and ETag of `path`, or None if there is no such object.
+    async fn get(&self, path: &str) -> Result<Option<(Bytes, Option<String>)>, DeployError> {
+        let key = self.key(path)?;
+        match self.store.get(&key).await {
+            Ok(r) => {
+                let etag = r.meta.e_tag.clone();
+                let bytes = r.bytes().await.map_err(|e| self.err("read", path, &e))?;
+                Ok(Some((bytes, etag)))
+            }
+            Err(object_store::Error::NotFound { source, .. })
+                if !source.to_string().contains("NoSuchBucket") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err("read", path, &e)),
+        }
+    }
+
+    /// Every object under the prefix but kiln's own `.kiln/` ones, by path relative to it.
+    async fn list(&self) -> Result<BTreeMap<String, RemoteObject>, DeployError> {
+        let prefix = self.target.prefix.trim_end_matches('/');
+        let prefix = (!prefix.is_empty())
+            .then(|| Key::parse(prefix))
+            .transpose()
+            .map_err(|e| DeployError::Config {
+                key: "deploy.prefix".to_owned(),
+                message: e.to_string(),
+            })?;
+        let objects: Vec<_> = self
+            .store
+            .list(prefix.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", "", &e))?;
+        Ok(objects
+            .into_iter()
+            .filter_map(|o| {
+                let path = o
+                    .location
+                    .as_ref()
+                    .strip_prefix(self.target.prefix.as_str())?
+                    .to_owned();
+                (!path.starts_with(".kiln/")).then_some((
+                    path,
+                    RemoteObject {
+                        size: o.size,
+                        etag: o.e_tag,
+                        last_modified: o.last_modified.into(),
+                    },
+                ))
+            })
+            .collect())
+    }
+
+    /// What a HEAD tells of `path`.
+    async fn head(&self, path: &str) -> Result<RemoteHead, DeployError> {
+        let key = self.key(path)?;
+        let r = self
+            .store
+            .get_opts(&key, GetOptions::new().with_head(true))
+            .await
+            .map_err(|e| self.err("read", path, &e))?;
+        let attr = |a: &Attribute| r.attributes.get(a).map(|v| v.to_string());
+        Ok(RemoteHead {
+            sha256: attr(&Attribute::Metadata(SHA256_METADATA.into())),
+            headers: Headers {
+                content_type: attr(&Attribute::ContentType).unwrap_or_default(),
+                cache_control: attr(&Attribute::CacheControl).unwrap_or_default(),
+                content_encoding: attr(&Attribute::ContentEncoding),
+            },
+        })
+    }
+
+    /// Uploads one file with its headers and SHA-256; returns (sha256, ETag).
+    async fn upload(
+        &self,
+        build: &LocalBuild,
+        file: &LocalFile,
+        multipart_threshold: u64,
+    ) -> Result<(String, Option<String>), DeployError> {
+        let key = self.key(&file.path)?;
+        let (bytes, sha256) = {
+            let (out, file) = (build.out.clone(), file.clone());
+            tokio::task::spawn_blocking(move || read_file(&out, &file))
+                .await
+                .map_err(|e| DeployError::Internal(e.to_string()))??
+        };
+        let bytes = Bytes::from(bytes);
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::ContentType,
+            file.headers.content_type.clone().into(),
+        );
+        attributes.insert(
+            Attribute::CacheControl,
+            file.headers.cache_control.clone().into(),
+        );
+        if let Some(encoding) = &file.headers.content_encoding {
+            attributes.insert(Attribute::ContentEncoding, encoding.clone().into());
+        }
+        attributes.insert(
+            Attribute::Metadata(SHA256_METADATA.into()),
+            sha256.clone().into(),
+        );
+        let result = if file.size > multipart_threshold {
+            let upload = self
+                .store
+                .put_multipart_opts(
+                    &key,
+                    object_store::PutMultipartOptions {
+                        attributes,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(|e| self.err("upload", &file.path, &e))?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+            let mut at = 0;
+            while at < bytes.len() {
+                writer
+                    .wait_for_capacity(4)
+                    .await
+                    .map_err(|e| self.err("upload", &file.path, &e))?;
+                let end = (at + PART_SIZE).min(bytes.len());
+                writer.put(bytes.slice(at..end));
+                at = end;
+            }
+            writer.finish().await
+        } else {
+            self.store
+                .put_opts(
+                    &key,
+                    PutPayload::from(bytes),
+                    PutOptions {
+                        attributes,
+                        ..Default::default()
+                    },
+                )
+                .await
+        }
+        .map_err(|e| self.err("upload", &file.path, &e))?;
+        Ok((sha256, result.e_tag))
+    }
+
+    /// Writes JSON to `path` only if the object is still at `etag` (None: only if absent).
+    async fn put_if(
+        &self,
+        path: &str,
+        json: Vec<u8>,
+        etag: Option<String>,
+    ) -> Result<Option<String>, Conflict> {
+        let key = self.key(path).map_err(Conflict::Other)?;
+        let mut attributes = Attributes::new();
+        attributes.insert(Attribute::ContentType, "application/json".into());
+        attributes.insert(Attribute::CacheControl, "no-store".into());
+        let mode = match etag {
+            Some(e_tag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(e_tag),
+                version: None,
+            }),
+            None => PutMode::Create,
+        };
+        let options = PutOptions {
+            mode,
+            attributes,
+            ..Default::default()
+        };
+        match self.store.put_opts(&key, json.into(), options).await {
+            Ok(r) => Ok(r.e_tag),
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Err(Conflict::Lost),
+            Err(e) => Err(Conflict::Other(self.err("write", path, &e))),
+        }
+    }
+}
+
+/// A conditional write lost against another writer, or failed.
+enum Conflict {
+    Lost,
+    Other(DeployError),
+}
+
+/// The lock this deploy holds: its ETag, renewed in the background.
+struct Held {
+    etag: Arc<Mutex<Option<String>>>,
+    renewer: tokio::task::JoinHandle<()>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Runs a deploy of `build` (see [`crate::deploy`]).
+pub async fn run(
+    store: Arc<dyn ObjectStore>,
+    target: &Target,
+    build: LocalBuild,
+    config: &kiln_core::Config,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<Outcome, DeployError> {
+    let started = Instant::now();
+    let bucket = Bucket {
+        store,
+        target: target.clone(),
+    };
+    let deploy = &config.deploy;
+    let settings = Settings {
+        keep_releases: deploy.keep_releases,
+        grace: deploy.grace().map_err(DeployError::from_config)?,
+    };
+    // The listing first: it is the request that tells a missing bucket or bad credentials.
+    let objects = bucket.list().await?;
+    let (ledger, lock) = tokio::try_join!(bucket.get(LEDGER_KEY), bucket.get(LOCK_KEY))?;
+    let now = SystemTime::now();
+    if let Some((bytes, _)) = &lock
+        && let Ok(lock) = serde_json::from_slice::<Lock>(bytes)
+        && !lock.expired(now)
+        && !options.dry_run
+    {
+        return Err(DeployError::Busy {
+            target: target.to_string(),
+            holder: lock.holder,
+            since: lock.since,
+            expires: lock.expires,
+        });
+    }
+    let (ledger, ledger_etag) = match ledger {
+        Some((bytes, etag)) => (
+            serde_json::from_slice::<Ledger>(&bytes).map_err(|e| DeployError::Storage {
+                target: target.to_string(),
+                action: "read".to_owned(),
+                key: format!("{}{LEDGER_KEY}", target.prefix),
+                message: format!("not a kiln ledger ({e}); delete it to start afresh"),
+            })?,
+            etag,
+        ),
+        None => (Ledger::default(), None),
+    };
+    let mut remote = Remote {
+        objects,
+        heads: BTreeMap::new(),
+        ledger,
+    };
+
+    // Objects in the bucket the ledger does not know (a lost ledger, a first deploy over an
+    // upload by other means): their SHA-256 metadata and headers decide.
+    let mut build = build;
+    let unknown: std::collections::BTreeSet<String> =
+        plan::needs_head(&build, &remote).into_iter().collect();
+    if !unknown.is_empty() {
+        let heads: Vec<(String, RemoteHead)> = futures::stream::iter(unknown.iter())
+            .map(|path| {
+                let bucket = &bucket;
+                async move { Ok::<_, DeployError>((path.clone(), bucket.head(path).await?)) }
+            })
+            .buffer_unordered(deploy.concurrency)
+            .try_collect()
+            .await?;
+        remote.heads = heads.into_iter().collect();
+        let out = build.out.clone();
+        let files = std::mem::take(&mut build.files);
+        build.files = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|mut f| {
+                    if f.sha256.is_none() && unknown.contains(&f.path) {
+                        let path = out.join(&f.path);
+                        let bytes = std::fs::read(&path)
+                            .map_err(|source| DeployError::Io { path, source })?;
+                        f.sha256 = Some(sha256_hex(&bytes));
+                    }
+                    Ok(f)
+                })
+                .collect::<Result<Vec<_>, DeployError>>()
+        })
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))??;
+    }
+
+    let plan = plan::plan(&build, &remote, settings, now);
+    let before = remote.ledger;
+    let mut outcome = Outcome {
+        target: target.to_string(),
+        public_url: build.public_url.clone(),
+        dry_run: options.dry_run,
+        plan,
+        uploaded: 0,
+        uploaded_bytes: 0,
+        deleted: 0,
+        elapsed: started.elapsed(),
+    };
+    if options.dry_run || !outcome.plan.ledger_changed {
+        return Ok(outcome);
+    }
+    if outcome.plan.deletes.len() > deploy.max_deletes && !options.yes {
+        return Err(DeployError::TooManyDeletes {
+            count: outcome.plan.deletes.len(),
+            max: deploy.max_deletes,
+        });
+    }
+
+    let held = acquire(&bucket, lock.and_then(|(_, etag)| etag)).await?;
+    let ledger = Written {
+        before,
+        etag: ledger_etag,
+    };
+    let result = carry_out(
+        &bucket,
+        &build,
+        &mut outcome,
+        deploy,
+        &held,
+        ledger,
+        progress,
+    )
+    .await;
+    release(&bucket, held).await;
+    result?;
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+/// The ledger in the bucket when the deploy started, and its ETag.
+struct Written {
+    before: Ledger,
+    etag: Option<String>,
+}
+
+/// The phases, the deletions and the ledger, under the lock.
+async fn carry_out(
+    bucket: &Bucket,
+    build: &LocalBuild,
+    outcome: &mut Outcome,
+    deploy: &kiln_core::config::DeployConfig,
+    held: &Held,
+    written: Written,
+    progress: &dyn Progress,
+) -> Result<(), DeployError> {
+    let by_path: BTreeMap<&str, &LocalFile> =
+        build.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let threshold = deploy.multipart_threshold_mb << 20;
+    let uploads = outcome.plan.uploads.clone();
+    progress.start(uploads.len());
+    let mut done: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
+    let mut failure = None;
+    for phase in [Class::Hashed, Class::Unhashed, Class::Manifest] {
+        let files: Vec<&LocalFile> = uploads
+            .iter()
+            .filter(|u| u.class == phase)
+            .map(|u| by_path[u.path.as_str()])
+            .collect();
+        // Manifests one at a time, in the planned order: kiln's own is the very last write.
+        let concurrency = if phase == Class::Manifest {
+            1
+        } else {
+            deploy.concurrency
+        };
+        // After a failure no upload starts, but those under way finish and are recorded.
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = &stop;
+        let mut stream = futures::stream::iter(files)
+            .map(|f| async move {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    return (f, None);
+                }
+                (f, Some(bucket.upload(build, f, threshold).await))
+            })
+            .buffer_unordered(concurrency);
+        while let Some((file, result)) = stream.next().await {
+            match result {
+                Some(Ok(r)) => {
+                    outcome.uploaded += 1;
+                    outcome.uploaded_bytes += file.size;
+                    done.insert(file.path.clone(), r);
+                    progress.advance();
+                }
+                Some(Err(e)) => {
+                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    failure.get_or_insert(e);
+                }
+                None => {}
+            }
+        }
+        if failure.is_none() && held.lost.load(std::sync::atomic::Ordering::SeqCst) {
+            failure = Some(DeployError::LockLost {
+                target: bucket.target.to_string(),
+            });
+        }
+        if failure.is_some() {
+            break;
+        }
+    }
+    progress.finish();
+    let mut ledger = outcome.plan.ledger.clone();
+    for (path, (sha256, etag)) in &done {
+        if let Some(rec) = ledger.objects.get_mut(path) {
+            rec.sha256 = sha256.clone();
+            rec.etag = etag.clone();
+        }
+    }
+    if let Some(e) = failure {
+        // Record what did land, as not (yet) part of any release, so the re-run does not upload
+        // it again and pruning can find it if it is never used.
+        let mut partial = written.before;
+        for path in done.keys() {
+            if let Some(rec) = ledger.objects.get(path) {
+                partial.objects.insert(
+                    path.clone(),
+                    ObjectRecord {
+                        retired: Some(rfc3339(SystemTime::now())),
+                        ..rec.clone()
+                    },
+                );
+            }
+        }
+        let _ = write_ledger(bucket, &partial, written.etag).await;
+        return Err(e);
+    }
+    if !outcome.plan.deletes.is_empty() {
+        let keys: Vec<Key> = outcome
+            .plan
+            .deletes
+            .iter()
+            .map(|d| bucket.key(&d.path))
+            .collect::<Result<_, _>>()?;
+        let deleted: Vec<Key> = bucket
+            .store
+            .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
+            .try_collect()
+            .await
+            .map_err(|e| bucket.err("delete", "", &e))?;
+        outcome.deleted = deleted.len();
+    }
+    write_ledger(bucket, &ledger, written.etag).await
+}
+
+async fn write_ledger(
+    bucket: &Bucket,
+    ledger: &Ledger,
+    etag: Option<String>,
+) -> Result<(), DeployError> {
+    let json = serde_json::to_vec(ledger).expect("ledger serialises");
+    match bucket.put_if(LEDGER_KEY, json, etag).await {
+        Ok(_) => Ok(()),
+        Err(Conflict::Lost) => Err(DeployError::LockLost {
+            target: bucket.target.to_string(),
+        }),
+        Err(Conflict::Other(e)) => Err(e),
+    }
+}
+
+/// Takes the deploy lock (over a lapsed one, whose ETag is `stale`) and renews it in the
+/// background until [`release`].
+async fn acquire(bucket: &Bucket, stale: Option<String>) -> Result<Held, DeployError> {
+    let lock = Lock::new(SystemTime::now());
+    let json = serde_json::to_vec(&lock).expect("lock serialises");
+    let etag = match bucket.put_if(LOCK_KEY, json, stale).await {
+        Ok(etag) => etag,
+        Err(Conflict::Lost) => {
+            // Another deploy took it between our read and our write.
+            let holder = bucket
+                .get(LOCK_KEY)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|(b, _)| serde_json::from_slice::<Lock>(&b).ok());
+            return Err(match holder {
+                Some(l) => DeployError::Busy {
+                    target: bucket.target.to_string(),
+                    holder: l.holder,
+                    since: l.since,
+                    expires: l.expires,
+                },
+                None => DeployError::LockLost {
+                    target: bucket.target.to_string(),
+                },
+            });
+        }
+        Err(Conflict::Other(e)) => return Err(e),
+    };
+    let etag = Arc::new(Mutex::new(etag));
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewer = {
+        let etag = etag.clone();
+        let lost = lost.clone();
+        let bucket = bucket.clone();
+        let since = lock.since;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LOCK_LEASE / 3).await;
+                let lock = Lock {
+                    since: since.clone(),
+                    ..Lock::new(SystemTime::now())
+                };
+                let current = etag.lock().expect("lock etag").clone();
+                let json = serde_json::to_vec(&lock).expect("lock serialises");
+                match bucket.put_if(LOCK_KEY, json, current).await {
+                    Ok(new) => *etag.lock().expect("lock etag") = new,
+                    Err(Conflict::Lost) => {
+                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        return;
+                    }
+                    // A passing failure: the lease has two more renewals before it lapses.
+                    Err(Conflict::Other(_)) => {}
+                }
+            }
+        })
+    };
+    Ok(Held {
+        etag,
+        renewer,
+        lost,
+    })
+}
+
+/// Stops renewing and deletes the lock (best effort: a lock left behind lapses by itself).
+async fn release(bucket: &Bucket, held: Held) {
+    held.renewer.abort();
+    let _ = held.renewer.await;
+    if held.lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    // Only our own lock: a conditional delete is not in S3's API, so check the ETag first.
+    let ours = held.etag.lock().expect("lock etag").clone();
+    if let Ok(Some((_, etag))) = bucket.get(LOCK_KEY).await
+        && etag == ours
+        && let Ok(key) = bucket.key(LOCK_KEY)
+    {
+        let _ = bucket.store.delete(&key).await;
+    }
+}

@@ -1,0 +1,240 @@
+//! kiln_deploy: publish the last successful kiln build to S3-compatible object storage (the
+//! origin of a CDN), with the right headers, in a safe order, pruning old releases.
+//!
+//! A deploy is *plan, then apply*:
+//! 1. [`local::read_build`] reads the output folder through kiln's `manifest.json`;
+//! 2. [`apply::run`] lists the bucket and reads kiln's ledger there, and [`plan::plan`] (pure)
+//!    decides every upload and deletion with its reason;
+//! 3. [`apply::run`] carries the plan out under a lock: fingerprinted files, then unhashed ones,
+//!    then the manifests, kiln's last; then deletions of objects no kept release needs; then the
+//!    ledger.
+//!
+//! It does not build, and it never reads credentials from configuration (see [`store`]).
+
+pub mod apply;
+pub mod ledger;
+pub mod local;
+pub mod plan;
+pub mod store;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use kiln_core::{Config, ConfigError, Progress};
+use serde::Serialize;
+
+pub use plan::{Delete, Plan, Reason, Upload};
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Plan only: read the bucket, change nothing.
+    pub dry_run: bool,
+    /// Allow more deletions than `max_deletes`.
+    pub yes: bool,
+}
+
+impl Options {
+    /// Options with `dry_run` and `yes` as given.
+    pub fn new(dry_run: bool, yes: bool) -> Self {
+        Options { dry_run, yes }
+    }
+}
+
+/// What a deploy did (or, with `dry_run`, would do).
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// `s3://bucket/prefix`, and the endpoint if not AWS.
+    pub target: String,
+    /// The public URL of the build.
+    pub public_url: String,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// Objects uploaded.
+    pub uploaded: usize,
+    /// Bytes uploaded.
+    pub uploaded_bytes: u64,
+    /// Objects deleted.
+    pub deleted: usize,
+    /// Wall time.
+    #[serde(serialize_with = "millis", rename = "elapsed_ms")]
+    pub elapsed: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(d.as_millis() as u64)
+}
+
+/// Why a deploy failed. Messages never contain a credential.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeployError {
+    /// A setting is missing or wrong (exit status 2).
+    #[error("invalid `{key}`: {message}")]
+    Config {
+        /// The key.
+        key: String,
+        /// Why.
+        message: String,
+    },
+    /// There is no build to deploy.
+    #[error(
+        "{}: no build to deploy (no manifest.json): run `kiln build` first",
+        out.display()
+    )]
+    NoBuild {
+        /// The output folder.
+        out: PathBuf,
+    },
+    /// The output folder is not a complete build.
+    #[error("{}: {message}", path.display())]
+    BadBuild {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// A file changed while it was being deployed.
+    #[error(
+        "{}: changed since the build (is a build running?): run `kiln build`, then deploy again",
+        path.display()
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Reading a local file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No credentials, or the store refused them.
+    #[error("{0}")]
+    Credentials(String),
+    /// The bucket does not exist.
+    #[error("{target}: the bucket does not exist: create it, or fix `[deploy] bucket`")]
+    NoSuchBucket {
+        /// Where.
+        target: String,
+    },
+    /// The credentials may not do this.
+    #[error(
+        "{target}: access denied to {action} `{key}`: the credentials need s3:ListBucket, \
+         s3:GetObject, s3:PutObject and s3:DeleteObject on the bucket"
+    )]
+    AccessDenied {
+        /// Where.
+        target: String,
+        /// What was attempted.
+        action: String,
+        /// The key.
+        key: String,
+    },
+    /// The store could not be reached.
+    #[error(
+        "{target}: cannot reach the storage ({detail}): check `[deploy] endpoint` and the network"
+    )]
+    Unreachable {
+        /// Where.
+        target: String,
+        /// Why, in a few words.
+        detail: String,
+    },
+    /// The store answered with an error.
+    #[error("{target}: {action} `{key}` failed: {message}")]
+    Storage {
+        /// Where.
+        target: String,
+        /// What was attempted.
+        action: String,
+        /// The key.
+        key: String,
+        /// The store's error code or status.
+        message: String,
+    },
+    /// Another deploy holds the lock.
+    #[error(
+        "{target}: another deploy is in progress ({holder}, since {since}); try again when it \
+         is done (if it died, its lock lapses at {expires})"
+    )]
+    Busy {
+        /// Where.
+        target: String,
+        /// Who.
+        holder: String,
+        /// Since when.
+        since: String,
+        /// When the lock lapses.
+        expires: String,
+    },
+    /// The lock was taken over (this deploy was too slow to renew it) or the ledger changed.
+    #[error("{target}: another deploy changed the bucket during this one: run `kiln deploy` again")]
+    LockLost {
+        /// Where.
+        target: String,
+    },
+    /// Pruning would delete more than `max_deletes` objects.
+    #[error(
+        "this deploy would delete {count} objects, more than `[deploy] max_deletes` = {max}; \
+         nothing was changed. Check the build and the prefix, then run again with --yes"
+    )]
+    TooManyDeletes {
+        /// How many.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A bug or a runtime failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl DeployError {
+    /// A configuration problem: exit status 2 rather than 1.
+    pub fn is_config(&self) -> bool {
+        matches!(self, DeployError::Config { .. })
+    }
+
+    fn from_config(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Invalid { key, message } => DeployError::Config { key, message },
+            other => DeployError::Config {
+                key: "deploy".to_owned(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    /// The message, with any credential from the environment masked (defence in depth: no
+    /// message is built from one).
+    pub fn redacted(&self) -> String {
+        store::redact(&self.to_string())
+    }
+}
+
+/// Deploys the last successful build of `config` (see the crate docs), reporting upload
+/// progress to `progress`.
+pub fn deploy(
+    config: &Config,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<Outcome, DeployError> {
+    config.deploy.grace().map_err(DeployError::from_config)?;
+    let build = local::read_build(config)?;
+    // reqwest's rustls needs a process-wide crypto provider; kiln uses ring's.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (store, target) = store::connect(&config.deploy)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| DeployError::Internal(e.to_string()))?;
+    runtime.block_on(apply::run(store, &target, build, config, options, progress))
+}

@@ -1,0 +1,622 @@
+//! `kiln deploy` end to end against a real S3-compatible server (SeaweedFS, see
+//! `common::s3`): every object read back over plain HTTP as a CDN would, no-op and incremental
+//! deploys, upload order under a failing server, pruning, the deploy lock, errors, dry runs.
+//! Each test deploys to a bucket of its own; they take turns on the one server.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::s3::{ACCESS_KEY, FaultProxy, S3, SECRET_KEY};
+use common::{copy_dir, fixture, json};
+
+/// A project: the example site plus real vendored files (leaflet, jQuery UI), with a kiln.toml
+/// deploying to `bucket` under `static/`.
+struct Site {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    bucket: String,
+}
+
+impl Site {
+    fn new(s3: &S3, bucket: &str, deploy_extra: &str) -> Site {
+        Site::with_images(s3, bucket, deploy_extra, "formats = []")
+    }
+
+    /// `images` goes under `[images]` (variants are slow to encode in test builds: only the
+    /// test that reads them back makes them).
+    fn with_images(s3: &S3, bucket: &str, deploy_extra: &str, images: &str) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("site");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site/assets"),
+            &root.join("assets"),
+        );
+        copy_dir(&fixture("real-world/vendor"), &root.join("assets/vendor"));
+        s3.create_bucket(bucket);
+        let site = Site {
+            _dir: dir,
+            root,
+            bucket: bucket.to_owned(),
+        };
+        site.configure(&s3.endpoint(), deploy_extra, images);
+        site
+    }
+
+    fn configure(&self, endpoint: &str, deploy_extra: &str, images: &str) {
+        let toml = format!(
+            "src = \"assets\"\nout = \"static\"\npublic_url = \"https://cdn.example.com/static/\"\n\
+             [cache]\ndir = \"cache\"\n\
+             [images]\nwidths = [320]\n{images}\n\
+             [[images.overrides]]\npaths = [\"vendor/**\"]\nformats = []\nwidths = []\n\
+             [deploy]\nbucket = \"{}\"\nprefix = \"static/\"\nendpoint = \"{endpoint}\"\n\
+             {grace}{deploy_extra}\n",
+            self.bucket,
+            grace = if deploy_extra.contains("grace") {
+                ""
+            } else {
+                "grace = \"0s\"\n"
+            },
+        );
+        std::fs::write(self.root.join("kiln.toml"), toml).unwrap();
+    }
+
+    fn out(&self) -> PathBuf {
+        self.root.join("static")
+    }
+
+    fn build(&self) {
+        let o = run(&self.root, &["build", "-q"], &[]);
+        assert!(o.status.success(), "build: {}", text(&o));
+    }
+
+    fn deploy(&self, args: &[&str]) -> Output {
+        run(&self.root, &[&["deploy"], args].concat(), &[])
+    }
+
+    /// `kiln deploy --json`, which must succeed; the parsed outcome.
+    fn deploy_json(&self) -> serde_json::Value {
+        let o = self.deploy(&["--json"]);
+        assert!(o.status.success(), "deploy: {}", text(&o));
+        serde_json::from_slice(&o.stdout).expect("--json prints JSON")
+    }
+
+    fn edit(&self, rel: &str, append: &str) {
+        let path = self.root.join("assets").join(rel);
+        let mut css = std::fs::read_to_string(&path).unwrap();
+        css.push_str(append);
+        std::fs::write(path, css).unwrap();
+    }
+
+    /// Every path of the current build that kiln deploys (from the manifest), with its class.
+    fn deployed_files(&self) -> BTreeMap<String, &'static str> {
+        let m = json(&self.out().join("manifest.json"));
+        let mut files = BTreeMap::new();
+        for (_, a) in m["assets"].as_object().unwrap() {
+            files.insert(a["file"].as_str().unwrap().to_owned(), "hashed");
+            if let Some(map) = a["map"]["file"].as_str() {
+                files.insert(map.to_owned(), "hashed");
+            }
+        }
+        for name in [
+            "manifest.json",
+            "staticfiles.json",
+            "cache_manifest.json",
+            "importmap.json",
+        ] {
+            files.insert(name.to_owned(), "manifest");
+        }
+        files
+    }
+}
+
+/// Runs kiln in `cwd` with the test server's credentials (plus `env`).
+fn run(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("kiln runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn uploads(outcome: &serde_json::Value) -> BTreeSet<String> {
+    outcome["uploads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["path"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn expected_type(path: &str) -> &'static str {
+    let ext = path.rsplit('.').next().unwrap();
+    match ext {
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "json" | "map" => "application/json; charset=utf-8",
+        "svg" => "image/svg+xml; charset=utf-8",
+        "png" => "image/png",
+        "jpg" => "image/jpeg",
+        "avif" => "image/avif",
+        "webp" => "image/webp",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        _ => "",
+    }
+}
+
+/// Reads every deployed object back anonymously and checks bytes, Content-Type, Cache-Control
+/// and the SHA-256 metadata against the local build.
+fn assert_bucket_matches(s3: &S3, site: &Site) -> usize {
+    let files = site.deployed_files();
+    for (path, class) in &files {
+        let local = std::fs::read(site.out().join(path)).unwrap();
+        let got = s3.get(&site.bucket, &format!("static/{path}"));
+        assert_eq!(got.status, 200, "{path} is not in the bucket");
+        assert!(got.body == local, "{path}: bytes differ from the build");
+        let expected = expected_type(path);
+        if !expected.is_empty() {
+            assert_eq!(got.header("content-type"), Some(expected), "{path}");
+        }
+        let cc = got.header("cache-control").unwrap_or_default();
+        match *class {
+            "hashed" => assert_eq!(cc, "public, max-age=31536000, immutable", "{path}"),
+            _ => assert_eq!(cc, "public, max-age=60, must-revalidate", "{path}"),
+        }
+        let sha = sha2_hex(&local);
+        assert_eq!(
+            got.header("x-amz-meta-kiln-sha256"),
+            Some(sha.as_str()),
+            "{path}"
+        );
+    }
+    files.len()
+}
+
+fn sha2_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn last_modified(s3: &S3, site: &Site) -> BTreeMap<String, String> {
+    site.deployed_files()
+        .keys()
+        .map(|p| {
+            let got = s3.get(&site.bucket, &format!("static/{p}"));
+            (
+                p.clone(),
+                got.header("last-modified").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn deploy_publishes_every_file_with_its_headers_then_only_what_changed() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::with_images(s3, "kiln-publish", "", "");
+    // Unhashed copies too, for URLs that cannot carry a hash (emails, robots.txt).
+    let toml = std::fs::read_to_string(site.root.join("kiln.toml")).unwrap();
+    std::fs::write(
+        site.root.join("kiln.toml"),
+        format!("unhashed = true\n{toml}"),
+    )
+    .unwrap();
+    site.build();
+    let first = site.deploy_json();
+    let count = assert_bucket_matches(s3, &site);
+    assert_eq!(
+        uploads(&first).len(),
+        first["uploaded"].as_u64().unwrap() as usize
+    );
+    let manifest = json(&site.out().join("manifest.json"));
+    let variants = manifest["assets"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|a| a["variant_of"].is_string())
+        .count();
+    assert!(
+        variants >= 3,
+        "AVIF/WebP and resized variants are deployed too"
+    );
+    // The unhashed copies, served briefly cached.
+    for logical in ["css/app.css", "js/main.js", "img/rocket.jpg"] {
+        let got = s3.get(&site.bucket, &format!("static/{logical}"));
+        assert_eq!(got.status, 200, "{logical}");
+        assert_eq!(got.body, std::fs::read(site.out().join(logical)).unwrap());
+        assert_eq!(
+            got.header("cache-control"),
+            Some("public, max-age=60, must-revalidate")
+        );
+    }
+    assert!(count > 40, "{count} files");
+
+    // Nothing changed: nothing is uploaded, no object is rewritten.
+    let before = last_modified(s3, &site);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let again = site.deploy_json();
+    assert!(uploads(&again).is_empty(), "{again}");
+    assert_eq!(
+        again["unchanged"],
+        first["uploads"].as_array().unwrap().len()
+    );
+    assert_eq!(
+        last_modified(s3, &site),
+        before,
+        "a no-op deploy rewrote objects"
+    );
+
+    // One CSS edit: base.css changes, so does app.css (it imports base.css), their unhashed
+    // copies and the manifests that name them; nothing else.
+    let old_files: BTreeSet<String> = site.deployed_files().into_keys().collect();
+    let unhashed_and_manifests = |site: &Site| -> BTreeMap<String, Vec<u8>> {
+        let m = json(&site.out().join("manifest.json"));
+        m["assets"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .chain([
+                "manifest.json",
+                "staticfiles.json",
+                "cache_manifest.json",
+                "importmap.json",
+            ])
+            .map(|p| (p.to_owned(), std::fs::read(site.out().join(p)).unwrap()))
+            .collect()
+    };
+    let old_unhashed = unhashed_and_manifests(&site);
+    site.edit("css/base.css", "\n.deployed { color: teal; }\n");
+    site.build();
+    let new_files: BTreeSet<String> = site.deployed_files().into_keys().collect();
+    let mut expected: BTreeSet<String> = new_files.difference(&old_files).cloned().collect();
+    assert!(
+        expected.iter().any(|p| p.starts_with("css/app."))
+            && expected.iter().any(|p| p.starts_with("css/base.")),
+        "the edit cascades to app.css: {expected:?}"
+    );
+    let changed: Vec<String> = unhashed_and_manifests(&site)
+        .into_iter()
+        .filter(|(p, bytes)| old_unhashed.get(p) != Some(bytes))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(
+        changed.contains(&"css/app.css".to_owned())
+            && changed.contains(&"manifest.json".to_owned())
+    );
+    expected.extend(changed);
+    let third = site.deploy_json();
+    assert_eq!(uploads(&third), expected);
+    assert_bucket_matches(s3, &site);
+}
+
+#[test]
+fn a_failure_before_the_manifests_leaves_the_previous_release_whole_and_a_rerun_completes() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let proxy = FaultProxy::start(s3.port);
+    let site = Site::new(s3, "kiln-order", "");
+    site.build();
+    assert!(site.deploy(&[]).status.success());
+    let v1_manifest = s3.get(&site.bucket, "static/staticfiles.json").body;
+
+    // A new release whose CSS uploads are refused by the store.
+    site.edit("css/base.css", "\n.v2 { color: red; }\n");
+    site.build();
+    site.configure(&proxy.endpoint(), "", "formats = []");
+    proxy.fail_puts_to(Some("/static/css/app."));
+    let o = site.deploy(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let message = text(&o);
+    assert!(
+        message.contains("access denied") && message.contains("static/css/app."),
+        "{message}"
+    );
+    // The bucket's manifests still describe release 1, and every file they name is there.
+    for name in ["staticfiles.json", "cache_manifest.json", "manifest.json"] {
+        let got = s3.get(&site.bucket, &format!("static/{name}"));
+        assert_eq!(got.status, 200);
+        let m: serde_json::Value = serde_json::from_slice(&got.body).unwrap();
+        let files: Vec<String> = match name {
+            "staticfiles.json" => m["paths"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+            "cache_manifest.json" => m
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect(),
+            _ => m["assets"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|a| a["file"].as_str().unwrap().to_owned())
+                .collect(),
+        };
+        for f in files {
+            assert_eq!(
+                s3.get(&site.bucket, &format!("static/{f}")).status,
+                200,
+                "{name} names {f}, which is missing"
+            );
+        }
+    }
+    assert_eq!(
+        s3.get(&site.bucket, "static/staticfiles.json").body,
+        v1_manifest
+    );
+
+    // The store works again: the re-run completes, without uploading again what had landed.
+    proxy.fail_puts_to(None);
+    let rerun = site.deploy_json();
+    let again = uploads(&rerun);
+    assert!(again.iter().any(|p| p.starts_with("css/app.")), "{again:?}");
+    assert!(
+        !again.iter().any(|p| p.starts_with("css/base.")),
+        "base.css had landed: {again:?}"
+    );
+    assert_bucket_matches(s3, &site);
+}
+
+#[test]
+fn pruning_keeps_the_last_releases_and_never_touches_other_keys() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::new(s3, "kiln-prune", "keep_releases = 2");
+    s3.put_foreign(&site.bucket, "static/robots.txt", b"User-agent: *\n");
+    s3.put_foreign(&site.bucket, "elsewhere/data.bin", b"not kiln's");
+    let mut releases = Vec::new();
+    for i in 0..3 {
+        site.edit(
+            "css/components/card.css",
+            &format!("\n.r{i} {{ order: {i}; }}\n"),
+        );
+        site.build();
+        assert!(site.deploy(&[]).status.success());
+        releases.push(site.deployed_files().into_keys().collect::<BTreeSet<_>>());
+    }
+    // Release 0's own files (card.css, app.css that imports it, their maps) are gone; release
+    // 1's and 2's remain, and so do keys kiln never uploaded.
+    let only_first: Vec<&String> = releases[0]
+        .iter()
+        .filter(|p| !releases[1].contains(*p) && !releases[2].contains(*p))
+        .collect();
+    assert!(only_first.len() >= 2, "{only_first:?}");
+    for p in &only_first {
+        assert_eq!(
+            s3.get(&site.bucket, &format!("static/{p}")).status,
+            404,
+            "{p} was not pruned"
+        );
+    }
+    for p in releases[1].iter().chain(&releases[2]) {
+        assert_eq!(
+            s3.get(&site.bucket, &format!("static/{p}")).status,
+            200,
+            "{p} was pruned"
+        );
+    }
+    assert_eq!(s3.get(&site.bucket, "static/robots.txt").status, 200);
+    assert_eq!(s3.get(&site.bucket, "elsewhere/data.bin").status, 200);
+
+    // More deletions than max_deletes: refused before anything changes, then allowed by --yes.
+    site.configure(
+        &s3.endpoint(),
+        "keep_releases = 2\nmax_deletes = 1",
+        "formats = []",
+    );
+    site.edit("css/base.css", "\n.big { order: 9; }\n");
+    site.build();
+    let before = s3.keys(&site.bucket);
+    let o = site.deploy(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("max_deletes"), "{}", text(&o));
+    assert_eq!(
+        s3.keys(&site.bucket),
+        before,
+        "a refused deploy changed the bucket"
+    );
+    let o = site.deploy(&["--yes"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_bucket_matches(s3, &site);
+}
+
+#[test]
+fn a_deploy_refuses_while_another_holds_the_lock_and_takes_over_a_lapsed_one() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::new(s3, "kiln-lock", "");
+    site.build();
+    let lock = |expires: &str| {
+        format!(
+            "{{\"holder\":\"kiln 0.1.0 on ci-7, pid 4242\",\"since\":\"2026-01-01T00:00:00Z\",\"expires\":\"{expires}\"}}"
+        )
+    };
+    s3.put_foreign(
+        &site.bucket,
+        "static/.kiln/lock.json",
+        lock("2999-01-01T00:00:00Z").as_bytes(),
+    );
+    let o = site.deploy(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("another deploy is in progress (kiln 0.1.0 on ci-7, pid 4242"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(s3.get(&site.bucket, "static/manifest.json").status, 404);
+    // A lapsed lock (its deploy died) is taken over, and released after the deploy.
+    s3.put_foreign(
+        &site.bucket,
+        "static/.kiln/lock.json",
+        lock("2020-01-01T00:00:00Z").as_bytes(),
+    );
+    let o = site.deploy(&[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(s3.get(&site.bucket, "static/.kiln/lock.json").status, 404);
+    assert_bucket_matches(s3, &site);
+}
+
+#[test]
+fn dry_run_changes_nothing_and_json_parses() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::new(s3, "kiln-dry", "");
+    site.build();
+    let o = site.deploy(&["--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let listing = String::from_utf8_lossy(&o.stdout);
+    assert!(listing.contains("upload manifest.json (new,"), "{listing}");
+    let o = site.deploy(&["--dry-run", "--json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    let planned = uploads(&plan);
+    assert_eq!(
+        planned,
+        site.deployed_files().into_keys().collect::<BTreeSet<_>>()
+    );
+    // kiln's manifest is the very last upload.
+    assert_eq!(
+        plan["uploads"].as_array().unwrap().last().unwrap()["path"],
+        "manifest.json"
+    );
+    assert!(
+        s3.keys(&site.bucket).is_empty(),
+        "a dry run wrote to the bucket"
+    );
+}
+
+#[test]
+fn a_lost_ledger_is_rebuilt_from_the_objects_metadata_without_uploading_again() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::new(
+        s3,
+        "kiln-adopt",
+        "precompressed = true\nmultipart_threshold_mb = 5",
+    );
+    // A file large enough to go up in parts.
+    let big: Vec<u8> = (0..6u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(site.root.join("assets/data.bin"), &big).unwrap();
+    site.build();
+    let first = site.deploy_json();
+    let names = common::names(&site.out());
+    let got = s3.get(&site.bucket, &format!("static/{}", names["data.bin"]));
+    assert!(got.body == big, "the multipart object's bytes differ");
+    // S3 gives multipart uploads an ETag of the form "<md5 of part md5s>-<parts>".
+    assert!(
+        got.header("etag").unwrap().contains('-'),
+        "not a multipart ETag: {:?}",
+        got.header("etag")
+    );
+    // Precompressed siblings, under their own keys, for an edge rule to pick.
+    let css = &names["css/app.css"];
+    let br = s3.get(&site.bucket, &format!("static/{css}.br"));
+    assert_eq!(br.status, 200);
+    assert_eq!(br.header("content-encoding"), Some("br"));
+    assert_eq!(br.header("content-type"), Some("text/css; charset=utf-8"));
+    assert!(uploads(&first).contains(&format!("{css}.gz")));
+
+    s3.delete_foreign(&site.bucket, "static/.kiln/releases.json");
+    let again = site.deploy_json();
+    assert!(uploads(&again).is_empty(), "{again}");
+    assert_eq!(again["unchanged"], first["uploaded"]);
+}
+
+#[test]
+fn errors_say_what_to_do_and_never_print_a_credential() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let site = Site::new(s3, "kiln-errors", "");
+    let secret_env = [("AWS_SECRET_ACCESS_KEY", "wR0ngS3cretValue/abcdefghijklmnop")];
+    let check = |o: &Output, code: i32, needle: &str| {
+        let t = text(o);
+        assert_eq!(o.status.code(), Some(code), "{t}");
+        assert!(t.contains(needle), "expected `{needle}` in: {t}");
+        for secret in [SECRET_KEY, ACCESS_KEY, secret_env[0].1] {
+            assert!(!t.contains(secret), "a credential was printed: {t}");
+        }
+    };
+    check(&site.deploy(&[]), 1, "no build to deploy");
+    site.build();
+    check(
+        &run(&site.root, &["deploy"], &secret_env),
+        1,
+        "refused the credentials (SignatureDoesNotMatch)",
+    );
+    check(
+        &run(
+            &site.root,
+            &["deploy"],
+            &[("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")],
+        ),
+        1,
+        "refused the credentials (InvalidAccessKeyId)",
+    );
+    let no_keys = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("deploy")
+        .current_dir(&site.root)
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env_remove("AWS_WEB_IDENTITY_TOKEN_FILE")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+        .env_remove("AWS_CONTAINER_CREDENTIALS_FULL_URI")
+        .output()
+        .unwrap();
+    check(&no_keys, 1, "no credentials in the environment");
+
+    site.configure(&s3.endpoint(), "", "formats = []");
+    let toml = std::fs::read_to_string(site.root.join("kiln.toml")).unwrap();
+    std::fs::write(
+        site.root.join("kiln.toml"),
+        toml.replace("\"kiln-errors\"", "\"kiln-missing\""),
+    )
+    .unwrap();
+    check(&site.deploy(&[]), 1, "the bucket does not exist");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    site.configure(&format!("http://127.0.0.1:{closed}"), "", "formats = []");
+    check(
+        &site.deploy(&[]),
+        1,
+        "cannot reach the storage (connection refused)",
+    );
+
+    site.configure(&s3.endpoint(), "grace = \"soon\"", "formats = []");
+    check(&site.deploy(&[]), 2, "deploy.grace");
+    site.configure(&s3.endpoint(), "bucketz = \"x\"", "formats = []");
+    check(&site.deploy(&[]), 2, "unknown field `bucketz`");
+}
