@@ -485,6 +485,47 @@ fn a_deploy_refuses_while_another_holds_the_lock_and_takes_over_a_lapsed_one() {
 }
 
 #[test]
+fn two_deploys_at_once_never_interleave_the_second_is_refused() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let proxy = FaultProxy::start(s3.port);
+    let site = Site::new(s3, "kiln-race", "concurrency = 2");
+    site.build();
+    // The first deploy goes through a slow link, so it is still uploading when the second starts.
+    site.configure(&proxy.endpoint(), "concurrency = 2", "formats = []");
+    proxy.delay_puts(150);
+    let slow = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .arg("deploy")
+        .current_dir(&site.root)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while s3.get(&site.bucket, "static/.kiln/lock.json").status != 200 {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the first deploy never took the lock"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    site.configure(&s3.endpoint(), "concurrency = 2", "formats = []");
+    let second = site.deploy(&[]);
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(
+        text(&second).contains("another deploy is in progress"),
+        "{}",
+        text(&second)
+    );
+    let first = slow.wait_with_output().unwrap();
+    assert!(first.status.success(), "{}", text(&first));
+    assert!(proxy.puts.load(std::sync::atomic::Ordering::SeqCst) > 10);
+    assert_bucket_matches(s3, &site);
+    assert_eq!(s3.get(&site.bucket, "static/.kiln/lock.json").status, 404);
+}
+
+#[test]
 fn dry_run_changes_nothing_and_json_parses() {
     let Some(s3) = S3::shared() else { return };
     let _serial = S3::lock();

@@ -320,8 +320,10 @@ pub struct FaultProxy {
     pub port: u16,
     /// PUTs whose path contains this fail; None forwards everything.
     pub fail: Arc<Mutex<Option<String>>>,
-    /// How many requests it forwarded, by method.
+    /// How many PUTs it saw.
     pub puts: Arc<std::sync::atomic::AtomicUsize>,
+    /// Milliseconds to hold each PUT before forwarding it (a slow link).
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl FaultProxy {
@@ -331,16 +333,27 @@ impl FaultProxy {
         let port = listener.local_addr().unwrap().port();
         let fail: Arc<Mutex<Option<String>>> = Arc::default();
         let puts: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
-        let (f, p) = (fail.clone(), puts.clone());
+        let delay_ms: Arc<std::sync::atomic::AtomicU64> = Arc::default();
+        let (f, p, d) = (fail.clone(), puts.clone(), delay_ms.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (f, p) = (f.clone(), p.clone());
+                let (f, p, d) = (f.clone(), p.clone(), d.clone());
                 std::thread::spawn(move || {
-                    let _ = proxy_one(client, upstream, &f, &p);
+                    let _ = proxy_one(client, upstream, &f, &p, &d);
                 });
             }
         });
-        FaultProxy { port, fail, puts }
+        FaultProxy {
+            port,
+            fail,
+            puts,
+            delay_ms,
+        }
+    }
+
+    /// Holds every PUT for `ms` milliseconds before forwarding it.
+    pub fn delay_puts(&self, ms: u64) {
+        self.delay_ms.store(ms, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The endpoint to put in `[deploy] endpoint`.
@@ -361,6 +374,7 @@ fn proxy_one(
     upstream: u16,
     fail: &Mutex<Option<String>>,
     puts: &std::sync::atomic::AtomicUsize,
+    delay_ms: &std::sync::atomic::AtomicU64,
 ) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut client = client;
@@ -392,6 +406,8 @@ fn proxy_one(
         let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         if method == "PUT" {
             puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ms = delay_ms.load(std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(ms));
         }
         let refuse = method == "PUT"
             && fail

@@ -191,7 +191,7 @@ pub fn retire_old_builds(
 }
 
 /// A relative POSIX path with no `..`, `.` or empty component: something kiln could have written.
-fn is_safe_relative(path: &str) -> bool {
+pub fn is_safe_relative(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains('\\')

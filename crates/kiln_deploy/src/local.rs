@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use kiln_core::config::{Config, DeployConfig, ManifestFormat};
 use kiln_core::discover::PathGlobs;
+use kiln_core::emit::is_safe_relative;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -368,12 +369,4 @@ fn check_agrees(name: &str, data: &[u8], paths: &BTreeMap<&str, &str>) -> Result
                 .to_owned(),
         )
     }
-}
-
-/// A relative POSIX path with no `..`, `.` or empty component.
-pub(crate) fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains('\\')
-        && path.split('/').all(|p| !matches!(p, "" | "." | ".."))
 }
