@@ -33,6 +33,10 @@ pub fn run(config: &kiln::Config, dry_run: bool, json: bool, yes: bool, quiet: b
             ExitCode::SUCCESS
         }
         Err(e) => {
+            if json {
+                let error = serde_json::json!({ "error": e.redacted() });
+                println!("{error}");
+            }
             eprintln!("kiln: error: {}", e.redacted());
             ExitCode::from(if e.is_config() { 2 } else { 1 })
         }

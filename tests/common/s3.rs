@@ -125,7 +125,7 @@ impl S3 {
             .arg("-c")
             .arg(
                 "while kill -0 \"$1\" 2>/dev/null; do sleep 0.5; done; \
-                 kill \"$2\" 2>/dev/null; sleep 5; kill -9 \"$2\" 2>/dev/null",
+                 kill \"$2\" 2>/dev/null; sleep 5; kill -9 \"$2\" 2>/dev/null; rm -rf \"$3\"",
             )
             .args([
                 "watchdog",
@@ -300,10 +300,16 @@ fn elements(xml: &str, name: &str) -> Vec<String> {
 /// A base port whose next nine ports, and the admin port + 10000 (weed's worker dials it),
 /// are free on loopback.
 fn free_port_block() -> u16 {
-    let mut seed = std::process::id() as u32 ^ Instant::now().elapsed().subsec_nanos();
+    // Below Linux's ephemeral range (32768-60999), so no outgoing connection takes them
+    // between this check and weed's bind.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let mut seed = std::process::id() ^ nanos;
     for _ in 0..200 {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-        let base = 20_000 + (seed >> 8) as u16 % 25_000;
+        let base = 10_000 + (seed >> 8) as u16 % 12_000;
         let ports = (base..base + 9).chain(std::iter::once(base + 8 + 10_000));
         let held: Vec<_> = ports.map(|p| TcpListener::bind(("127.0.0.1", p))).collect();
         if held.iter().all(Result::is_ok) {
@@ -320,7 +326,7 @@ pub struct FaultProxy {
     pub port: u16,
     /// PUTs whose path contains this fail; None forwards everything.
     pub fail: Arc<Mutex<Option<String>>>,
-    /// How many PUTs it saw.
+    /// How many PUTs it saw (forwarded, refused or held).
     pub puts: Arc<std::sync::atomic::AtomicUsize>,
     /// Milliseconds to hold each PUT before forwarding it (a slow link).
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,

@@ -80,7 +80,8 @@ pub struct DeployConfig {
     /// Key prefix, e.g. `static/` (a `/` is added when missing); default: the bucket's root.
     pub prefix: String,
     /// Endpoint of an S3-compatible store (`http://127.0.0.1:8333`, an R2 account URL); unset
-    /// means AWS (or `AWS_ENDPOINT_URL`). Plain `http://` is only allowed when written here.
+    /// means `AWS_ENDPOINT_URL`, then AWS. Plain `http://` is only used for an endpoint that
+    /// says `http://`.
     pub endpoint: Option<String>,
     /// Region; unset means `AWS_REGION`, then `us-east-1`.
     pub region: Option<String>,
@@ -154,7 +155,8 @@ impl DeployConfig {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks every value (also done by [`Config::validate`]).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         self.grace()?;
         if self.keep_releases == 0 {
             return Err(invalid(

@@ -7,7 +7,8 @@
 //! deploy (what was uploaded is recorded in the ledger, so it is not uploaded again).
 //! Owns the bucket-side I/O; deciding what to do is [`crate::plan`]'s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
@@ -20,9 +21,11 @@ use object_store::{
     PutPayload, UpdateVersion, WriteMultipart,
 };
 
-use crate::ledger::{LEDGER_KEY, LOCK_KEY, LOCK_LEASE, Ledger, Lock, ObjectRecord, rfc3339};
-use crate::local::{Class, Headers, LocalBuild, LocalFile, read_file, sha256_hex};
-use crate::plan::{self, Remote, RemoteHead, RemoteObject, Settings};
+use crate::ledger::{
+    LEDGER_KEY, LEDGER_VERSION, LOCK_KEY, LOCK_LEASE, Ledger, Lock, ObjectRecord, rfc3339,
+};
+use crate::local::{Class, Headers, LocalBuild, LocalFile, read_file};
+use crate::plan::{self, Plan, Remote, RemoteHead, RemoteObject, Settings};
 use crate::store::{Target, classify};
 use crate::{DeployError, Options, Outcome};
 
@@ -175,10 +178,11 @@ impl Bucket {
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
             let mut at = 0;
             while at < bytes.len() {
-                writer
-                    .wait_for_capacity(4)
-                    .await
-                    .map_err(|e| self.err("upload", &file.path, &e))?;
+                if let Err(e) = writer.wait_for_capacity(4).await {
+                    // Parts of an unfinished upload are stored (and billed) until aborted.
+                    let _ = writer.abort().await;
+                    return Err(self.err("upload", &file.path, &e));
+                }
                 let end = (at + PART_SIZE).min(bytes.len());
                 writer.put(bytes.slice(at..end));
                 at = end;
@@ -240,18 +244,126 @@ enum Conflict {
     Other(DeployError),
 }
 
-/// The lock this deploy holds: its ETag, renewed in the background.
+/// The lock this deploy holds, renewed in the background until [`release`].
 struct Held {
+    /// The lock object's current ETag.
     etag: Arc<Mutex<Option<String>>>,
+    /// When it was last written: past the lease (less a margin) it may have lapsed.
+    renewed: Arc<Mutex<Instant>>,
+    /// Another deploy took it over.
+    lost: Arc<AtomicBool>,
+    stop: Arc<tokio::sync::Notify>,
     renewer: tokio::task::JoinHandle<()>,
-    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Held {
+    /// Whether this deploy may still change the bucket.
+    fn check(&self, target: &Target) -> Result<(), DeployError> {
+        let stale = self.renewed.lock().expect("renewal time").elapsed() > LOCK_LEASE * 3 / 4;
+        if self.lost.load(Ordering::SeqCst) || stale {
+            return Err(DeployError::LockLost {
+                target: target.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What the bucket holds: its listing, kiln's ledger (and the ledger's ETag), the lock.
+struct Survey {
+    remote: Remote,
+    ledger_etag: Option<String>,
+    lock: Option<(Lock, Option<String>)>,
+}
+
+/// Reads the bucket's side, and the HEAD of each listed object the ledger does not know (a
+/// lost ledger, a first deploy over an upload by other means), hashing those local files.
+async fn survey(
+    bucket: &Bucket,
+    build: &mut LocalBuild,
+    concurrency: usize,
+) -> Result<Survey, DeployError> {
+    // The listing first: it is the request that tells a missing bucket or bad credentials.
+    let objects = bucket.list().await?;
+    let (ledger, lock) = tokio::try_join!(bucket.get(LEDGER_KEY), bucket.get(LOCK_KEY))?;
+    let target = &bucket.target;
+    let (ledger, ledger_etag) = match ledger {
+        Some((bytes, etag)) => {
+            let ledger: Ledger =
+                serde_json::from_slice(&bytes).map_err(|e| DeployError::Storage {
+                    target: target.to_string(),
+                    action: "read".to_owned(),
+                    key: format!("{}{LEDGER_KEY}", target.prefix),
+                    message: format!("not a kiln ledger ({e}); delete it to start afresh"),
+                })?;
+            if ledger.version > LEDGER_VERSION {
+                return Err(DeployError::Storage {
+                    target: target.to_string(),
+                    action: "read".to_owned(),
+                    key: format!("{}{LEDGER_KEY}", target.prefix),
+                    message: format!(
+                        "written by a newer kiln (ledger version {}): upgrade kiln",
+                        ledger.version
+                    ),
+                });
+            }
+            (ledger, etag)
+        }
+        None => (Ledger::default(), None),
+    };
+    // An unreadable lock counts as lapsed (its `expires` does not parse): it is taken over.
+    let lock = lock.map(|(bytes, etag)| {
+        let lock = serde_json::from_slice::<Lock>(&bytes).unwrap_or_else(|_| Lock {
+            holder: "an unreadable lock".to_owned(),
+            since: String::new(),
+            expires: String::new(),
+        });
+        (lock, etag)
+    });
+    let mut remote = Remote {
+        objects,
+        heads: BTreeMap::new(),
+        ledger,
+    };
+    let unknown: BTreeSet<String> = plan::needs_head(build, &remote).into_iter().collect();
+    if !unknown.is_empty() {
+        let heads: Vec<(String, RemoteHead)> =
+            futures::stream::iter(unknown.iter())
+                .map(|path| async move {
+                    Ok::<_, DeployError>((path.clone(), bucket.head(path).await?))
+                })
+                .buffer_unordered(concurrency)
+                .try_collect()
+                .await?;
+        remote.heads = heads.into_iter().collect();
+        let out = build.out.clone();
+        let files = std::mem::take(&mut build.files);
+        build.files = tokio::task::spawn_blocking(move || {
+            files
+                .into_iter()
+                .map(|mut f| {
+                    if f.sha256.is_none() && unknown.contains(&f.path) {
+                        f.sha256 = Some(read_file(&out, &f)?.1);
+                    }
+                    Ok(f)
+                })
+                .collect::<Result<Vec<_>, DeployError>>()
+        })
+        .await
+        .map_err(|e| DeployError::Internal(e.to_string()))??;
+    }
+    Ok(Survey {
+        remote,
+        ledger_etag,
+        lock,
+    })
 }
 
 /// Runs a deploy of `build` (see [`crate::deploy`]).
 pub async fn run(
     store: Arc<dyn ObjectStore>,
     target: &Target,
-    build: LocalBuild,
+    mut build: LocalBuild,
     config: &kiln_core::Config,
     options: Options,
     progress: &dyn Progress,
@@ -266,116 +378,80 @@ pub async fn run(
         keep_releases: deploy.keep_releases,
         grace: deploy.grace().map_err(DeployError::from_config)?,
     };
-    // The listing first: it is the request that tells a missing bucket or bad credentials.
-    let objects = bucket.list().await?;
-    let (ledger, lock) = tokio::try_join!(bucket.get(LEDGER_KEY), bucket.get(LOCK_KEY))?;
-    let now = SystemTime::now();
-    if let Some((bytes, _)) = &lock
-        && let Ok(lock) = serde_json::from_slice::<Lock>(bytes)
-        && !lock.expired(now)
+    let mut seen = survey(&bucket, &mut build, deploy.concurrency).await?;
+    if let Some((lock, _)) = &seen.lock
+        && !lock.expired(SystemTime::now())
         && !options.dry_run
     {
-        return Err(DeployError::Busy {
-            target: target.to_string(),
-            holder: lock.holder,
-            since: lock.since,
-            expires: lock.expires,
-        });
+        return Err(busy(target, lock));
     }
-    let (ledger, ledger_etag) = match ledger {
-        Some((bytes, etag)) => (
-            serde_json::from_slice::<Ledger>(&bytes).map_err(|e| DeployError::Storage {
-                target: target.to_string(),
-                action: "read".to_owned(),
-                key: format!("{}{LEDGER_KEY}", target.prefix),
-                message: format!("not a kiln ledger ({e}); delete it to start afresh"),
-            })?,
-            etag,
-        ),
-        None => (Ledger::default(), None),
+    let plan = plan::plan(&build, &seen.remote, settings, SystemTime::now());
+    let refuse = |plan: &Plan| {
+        if plan.deletes.len() > deploy.max_deletes && !options.yes {
+            return Err(DeployError::TooManyDeletes {
+                count: plan.deletes.len(),
+                max: deploy.max_deletes,
+            });
+        }
+        Ok(())
     };
-    let mut remote = Remote {
-        objects,
-        heads: BTreeMap::new(),
-        ledger,
-    };
-
-    // Objects in the bucket the ledger does not know (a lost ledger, a first deploy over an
-    // upload by other means): their SHA-256 metadata and headers decide.
-    let mut build = build;
-    let unknown: std::collections::BTreeSet<String> =
-        plan::needs_head(&build, &remote).into_iter().collect();
-    if !unknown.is_empty() {
-        let heads: Vec<(String, RemoteHead)> = futures::stream::iter(unknown.iter())
-            .map(|path| {
-                let bucket = &bucket;
-                async move { Ok::<_, DeployError>((path.clone(), bucket.head(path).await?)) }
-            })
-            .buffer_unordered(deploy.concurrency)
-            .try_collect()
-            .await?;
-        remote.heads = heads.into_iter().collect();
-        let out = build.out.clone();
-        let files = std::mem::take(&mut build.files);
-        build.files = tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .map(|mut f| {
-                    if f.sha256.is_none() && unknown.contains(&f.path) {
-                        let path = out.join(&f.path);
-                        let bytes = std::fs::read(&path)
-                            .map_err(|source| DeployError::Io { path, source })?;
-                        f.sha256 = Some(sha256_hex(&bytes));
-                    }
-                    Ok(f)
-                })
-                .collect::<Result<Vec<_>, DeployError>>()
-        })
-        .await
-        .map_err(|e| DeployError::Internal(e.to_string()))??;
+    if !options.dry_run && plan.ledger_changed {
+        refuse(&plan)?;
     }
-
-    let plan = plan::plan(&build, &remote, settings, now);
-    let before = remote.ledger;
     let mut outcome = Outcome {
         target: target.to_string(),
         public_url: build.public_url.clone(),
         dry_run: options.dry_run,
-        plan,
+        plan: plan.clone(),
         uploaded: 0,
         uploaded_bytes: 0,
         deleted: 0,
         elapsed: started.elapsed(),
     };
-    if options.dry_run || !outcome.plan.ledger_changed {
+    if options.dry_run || !plan.ledger_changed {
         return Ok(outcome);
     }
-    if outcome.plan.deletes.len() > deploy.max_deletes && !options.yes {
-        return Err(DeployError::TooManyDeletes {
-            count: outcome.plan.deletes.len(),
-            max: deploy.max_deletes,
-        });
-    }
 
-    let held = acquire(&bucket, lock.and_then(|(_, etag)| etag)).await?;
-    let ledger = Written {
-        before,
-        etag: ledger_etag,
-    };
-    let result = carry_out(
-        &bucket,
-        &build,
-        &mut outcome,
-        deploy,
-        &held,
-        ledger,
-        progress,
-    )
+    let held = acquire(&bucket, seen.lock.as_ref()).await?;
+    let result = async {
+        // Another deploy may have finished between our reading and our locking: then what we
+        // planned is stale, so read and plan again, under the lock.
+        let etag_now = bucket.get(LEDGER_KEY).await?.and_then(|(_, etag)| etag);
+        if etag_now != seen.ledger_etag {
+            seen = survey(&bucket, &mut build, deploy.concurrency).await?;
+            let replanned = plan::plan(&build, &seen.remote, settings, SystemTime::now());
+            refuse(&replanned)?;
+            outcome.plan = replanned;
+        }
+        let before = Written {
+            before: seen.remote.ledger,
+            etag: seen.ledger_etag,
+        };
+        carry_out(
+            &bucket,
+            &build,
+            &mut outcome,
+            deploy,
+            &held,
+            before,
+            progress,
+        )
+        .await
+    }
     .await;
     release(&bucket, held).await;
     result?;
     outcome.elapsed = started.elapsed();
     Ok(outcome)
+}
+
+fn busy(target: &Target, lock: &Lock) -> DeployError {
+    DeployError::Busy {
+        target: target.to_string(),
+        holder: lock.holder.clone(),
+        since: lock.since.clone(),
+        expires: lock.expires.clone(),
+    }
 }
 
 /// The ledger in the bucket when the deploy started, and its ETag.
@@ -384,7 +460,7 @@ struct Written {
     etag: Option<String>,
 }
 
-/// The phases, the deletions and the ledger, under the lock.
+/// The phases, the ledger and the deletions, under the lock.
 async fn carry_out(
     bucket: &Bucket,
     build: &LocalBuild,
@@ -414,12 +490,17 @@ async fn carry_out(
             deploy.concurrency
         };
         // After a failure no upload starts, but those under way finish and are recorded.
-        let stop = std::sync::atomic::AtomicBool::new(false);
+        let stop = AtomicBool::new(false);
         let stop = &stop;
         let mut stream = futures::stream::iter(files)
             .map(|f| async move {
-                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) {
                     return (f, None);
+                }
+                if f.class == Class::Manifest
+                    && let Err(e) = held.check(&bucket.target)
+                {
+                    return (f, Some(Err(e)));
                 }
                 (f, Some(bucket.upload(build, f, threshold).await))
             })
@@ -433,16 +514,16 @@ async fn carry_out(
                     progress.advance();
                 }
                 Some(Err(e)) => {
-                    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                    stop.store(true, Ordering::SeqCst);
                     failure.get_or_insert(e);
                 }
                 None => {}
             }
         }
-        if failure.is_none() && held.lost.load(std::sync::atomic::Ordering::SeqCst) {
-            failure = Some(DeployError::LockLost {
-                target: bucket.target.to_string(),
-            });
+        if failure.is_none()
+            && let Err(e) = held.check(&bucket.target)
+        {
+            failure = Some(e);
         }
         if failure.is_some() {
             break;
@@ -457,49 +538,84 @@ async fn carry_out(
         }
     }
     if let Some(e) = failure {
-        // Record what did land, as not (yet) part of any release, so the re-run does not upload
-        // it again and pruning can find it if it is never used.
-        let mut partial = written.before;
-        for path in done.keys() {
-            if let Some(rec) = ledger.objects.get(path) {
-                partial.objects.insert(
-                    path.clone(),
-                    ObjectRecord {
-                        retired: Some(rfc3339(SystemTime::now())),
-                        ..rec.clone()
-                    },
-                );
+        // Record what did land, so the re-run does not upload it again and pruning can find
+        // it if it is never used: an object the live release has keeps its record's dates, a
+        // new one is in no release yet. Not if another deploy owns the bucket now.
+        if held.check(&bucket.target).is_ok() {
+            let mut partial = written.before;
+            for path in done.keys() {
+                if let Some(rec) = ledger.objects.get(path) {
+                    let retired = match partial.objects.get(path) {
+                        Some(old) => old.retired.clone(),
+                        None => Some(rfc3339(SystemTime::now())),
+                    };
+                    partial.objects.insert(
+                        path.clone(),
+                        ObjectRecord {
+                            retired,
+                            ..rec.clone()
+                        },
+                    );
+                }
             }
+            let _ = write_ledger(bucket, &partial, written.etag).await;
         }
-        let _ = write_ledger(bucket, &partial, written.etag).await;
         return Err(e);
     }
-    if !outcome.plan.deletes.is_empty() {
-        let keys: Vec<Key> = outcome
-            .plan
-            .deletes
-            .iter()
-            .map(|d| bucket.key(&d.path))
-            .collect::<Result<_, _>>()?;
-        let deleted: Vec<Key> = bucket
-            .store
-            .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
-            .try_collect()
+    held.check(&bucket.target)?;
+    if outcome.plan.deletes.is_empty() {
+        return write_ledger(bucket, &ledger, written.etag)
             .await
-            .map_err(|e| bucket.err("delete", "", &e))?;
-        outcome.deleted = deleted.len();
+            .map(|_| ());
     }
-    write_ledger(bucket, &ledger, written.etag).await
+    // The release is live: record it (with the objects about to be deleted still listed, so a
+    // failed deletion is retried by the next deploy), then delete, then forget them.
+    let mut pending = ledger.clone();
+    for d in &outcome.plan.deletes {
+        if let Some(rec) = written.before.objects.get(&d.path) {
+            pending.objects.insert(d.path.clone(), rec.clone());
+        }
+    }
+    let etag = write_ledger(bucket, &pending, written.etag).await?;
+    let keys: Vec<Key> = outcome
+        .plan
+        .deletes
+        .iter()
+        .map(|d| bucket.key(&d.path))
+        .collect::<Result<_, _>>()?;
+    let results: Vec<Result<Key, object_store::Error>> = bucket
+        .store
+        .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
+        .collect()
+        .await;
+    let mut first_error = None;
+    for (d, r) in outcome.plan.deletes.iter().zip(results) {
+        match r {
+            Ok(_) => {
+                outcome.deleted += 1;
+                pending.objects.remove(&d.path);
+            }
+            Err(e) => {
+                first_error.get_or_insert_with(|| bucket.err("delete", &d.path, &e));
+            }
+        }
+    }
+    write_ledger(bucket, &pending, etag).await?;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
+/// Writes the ledger if it is still at `etag` (None: if there is none); returns its new ETag.
 async fn write_ledger(
     bucket: &Bucket,
     ledger: &Ledger,
     etag: Option<String>,
-) -> Result<(), DeployError> {
+) -> Result<Option<String>, DeployError> {
     let json = serde_json::to_vec(ledger).expect("ledger serialises");
     match bucket.put_if(LEDGER_KEY, json, etag).await {
-        Ok(_) => Ok(()),
+        Ok(etag) => Ok(etag),
         Err(Conflict::Lost) => Err(DeployError::LockLost {
             target: bucket.target.to_string(),
         }),
@@ -507,15 +623,21 @@ async fn write_ledger(
     }
 }
 
-/// Takes the deploy lock (over a lapsed one, whose ETag is `stale`) and renews it in the
+/// Takes the deploy lock (over a lapsed one, given with its ETag) and renews it in the
 /// background until [`release`].
-async fn acquire(bucket: &Bucket, stale: Option<String>) -> Result<Held, DeployError> {
+async fn acquire(
+    bucket: &Bucket,
+    lapsed: Option<&(Lock, Option<String>)>,
+) -> Result<Held, DeployError> {
     let lock = Lock::new(SystemTime::now());
     let json = serde_json::to_vec(&lock).expect("lock serialises");
-    let etag = match bucket.put_if(LOCK_KEY, json, stale).await {
+    let etag = match bucket
+        .put_if(LOCK_KEY, json, lapsed.and_then(|(_, e)| e.clone()))
+        .await
+    {
         Ok(etag) => etag,
         Err(Conflict::Lost) => {
-            // Another deploy took it between our read and our write.
+            // Another deploy took it between our reading and our writing.
             let holder = bucket
                 .get(LOCK_KEY)
                 .await
@@ -523,12 +645,7 @@ async fn acquire(bucket: &Bucket, stale: Option<String>) -> Result<Held, DeployE
                 .flatten()
                 .and_then(|(b, _)| serde_json::from_slice::<Lock>(&b).ok());
             return Err(match holder {
-                Some(l) => DeployError::Busy {
-                    target: bucket.target.to_string(),
-                    holder: l.holder,
-                    since: l.since,
-                    expires: l.expires,
-                },
+                Some(l) => busy(&bucket.target, &l),
                 None => DeployError::LockLost {
                     target: bucket.target.to_string(),
                 },
@@ -537,28 +654,38 @@ async fn acquire(bucket: &Bucket, stale: Option<String>) -> Result<Held, DeployE
         Err(Conflict::Other(e)) => return Err(e),
     };
     let etag = Arc::new(Mutex::new(etag));
-    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewed = Arc::new(Mutex::new(Instant::now()));
+    let lost = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(tokio::sync::Notify::new());
     let renewer = {
-        let etag = etag.clone();
-        let lost = lost.clone();
+        let (etag, renewed, lost, stop) =
+            (etag.clone(), renewed.clone(), lost.clone(), stop.clone());
         let bucket = bucket.clone();
         let since = lock.since;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LOCK_LEASE / 3).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(LOCK_LEASE / 3) => {}
+                    _ = stop.notified() => return,
+                }
                 let lock = Lock {
                     since: since.clone(),
                     ..Lock::new(SystemTime::now())
                 };
-                let current = etag.lock().expect("lock etag").clone();
                 let json = serde_json::to_vec(&lock).expect("lock serialises");
+                let current = etag.lock().expect("lock etag").clone();
+                let attempt = Instant::now();
                 match bucket.put_if(LOCK_KEY, json, current).await {
-                    Ok(new) => *etag.lock().expect("lock etag") = new,
+                    Ok(new) => {
+                        *etag.lock().expect("lock etag") = new;
+                        *renewed.lock().expect("renewal time") = attempt;
+                    }
                     Err(Conflict::Lost) => {
-                        lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                        lost.store(true, Ordering::SeqCst);
                         return;
                     }
-                    // A passing failure: the lease has two more renewals before it lapses.
+                    // A passing failure: the next renewal comes before the lease runs out,
+                    // and `Held::check` stops the deploy if none succeeds in time.
                     Err(Conflict::Other(_)) => {}
                 }
             }
@@ -566,19 +693,22 @@ async fn acquire(bucket: &Bucket, stale: Option<String>) -> Result<Held, DeployE
     };
     Ok(Held {
         etag,
-        renewer,
+        renewed,
         lost,
+        stop,
+        renewer,
     })
 }
 
-/// Stops renewing and deletes the lock (best effort: a lock left behind lapses by itself).
+/// Stops renewing (letting a renewal under way finish) and deletes the lock if it is still
+/// ours (best effort: a lock left behind lapses by itself).
 async fn release(bucket: &Bucket, held: Held) {
-    held.renewer.abort();
+    held.stop.notify_one();
     let _ = held.renewer.await;
-    if held.lost.load(std::sync::atomic::Ordering::SeqCst) {
+    if held.lost.load(Ordering::SeqCst) {
         return;
     }
-    // Only our own lock: a conditional delete is not in S3's API, so check the ETag first.
+    // S3 has no conditional delete, so check the ETag first.
     let ours = held.etag.lock().expect("lock etag").clone();
     if let Ok(Some((_, etag))) = bucket.get(LOCK_KEY).await
         && etag == ours

@@ -3,8 +3,8 @@
 //!
 //! The ledger is kiln's record of what it put in the bucket: every object it uploaded (content
 //! hash, size, ETag, headers, when it was uploaded and when it left the current release) and the
-//! keys of the last `keep_releases` releases. Comparing a build with it takes one GET and one
-//! listing, where reading each object's metadata would take a HEAD per object. Only keys in the
+//! keys of the last `keep_releases` releases. Comparing a build with it takes one listing and
+//! two GETs (ledger and lock), where reading each object's metadata would take a HEAD per object. Only keys in the
 //! ledger are ever deleted, so other keys in the bucket are never touched. Keys in it are relative
 //! to the prefix. Written with a conditional put, so two deploys cannot both update it.
 
@@ -40,7 +40,7 @@ pub struct Release {
     pub id: String,
     /// When it was deployed (RFC 3339).
     pub time: String,
-    /// Its keys, relative to the prefix, sorted.
+    /// Its keys, relative to the prefix (its files' paths, manifests last).
     pub keys: Vec<String>,
 }
 
@@ -59,7 +59,7 @@ pub struct ObjectRecord {
     pub headers: Headers,
     /// When it was uploaded (RFC 3339).
     pub uploaded: String,
-    /// When it left the current release (RFC 3339); unset while the current release has it.
+    /// When it left the last `keep_releases` releases (RFC 3339); unset while one of them has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired: Option<String>,
 }
@@ -77,6 +77,8 @@ pub struct Lock {
 
 /// How long a lock lasts unless renewed; a running deploy renews it every third of this.
 pub const LOCK_LEASE: Duration = Duration::from_secs(120);
+/// How far two machines' clocks may differ before one takes over a lock the other still holds.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(30);
 
 impl Lock {
     /// A lock for this process, taken `now`.
@@ -98,15 +100,22 @@ impl Lock {
         }
     }
 
-    /// Whether it has lapsed at `now` (an unreadable time counts as lapsed).
+    /// Whether it has lapsed at `now`, with a margin for clocks that differ a little (an
+    /// unreadable time counts as lapsed).
     pub fn expired(&self, now: SystemTime) -> bool {
-        parse_time(&self.expires).is_none_or(|t| t <= now)
+        parse_time(&self.expires).is_none_or(|t| t + CLOCK_MARGIN <= now)
     }
 }
 
-/// `t` as RFC 3339 in UTC, to the second.
+/// `t` as RFC 3339 in UTC, to the second; times a store may report outside 1970..9999 (which
+/// humantime cannot format) are clamped.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    const MAX: Duration = Duration::from_secs(253_402_300_799); // 9999-12-31T23:59:59Z
+    let since = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .min(MAX);
+    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + since).to_string()
 }
 
 /// Parses an RFC 3339 time written by [`rfc3339`].
@@ -119,4 +128,34 @@ pub fn age(t: &str, now: SystemTime) -> Duration {
     parse_time(t)
         .and_then(|t| now.duration_since(t).ok())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_outside_what_humantime_formats_are_clamped_not_a_panic() {
+        assert_eq!(
+            rfc3339(SystemTime::UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00Z"
+        );
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(400_000_000_000);
+        assert_eq!(rfc3339(far), "9999-12-31T23:59:59Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_time(&rfc3339(t)), Some(t));
+    }
+
+    #[test]
+    fn a_lock_lapses_after_its_expiry_plus_the_clock_margin() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let lock = Lock::new(now);
+        assert!(!lock.expired(now + LOCK_LEASE));
+        assert!(lock.expired(now + LOCK_LEASE + CLOCK_MARGIN));
+        let unreadable = Lock {
+            expires: "soon".into(),
+            ..lock
+        };
+        assert!(unreadable.expired(now));
+    }
 }

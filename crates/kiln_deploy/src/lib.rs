@@ -212,8 +212,9 @@ impl DeployError {
         }
     }
 
-    /// The message, with any credential from the environment masked (defence in depth: no
-    /// message is built from one).
+    /// The message, with any credential from the environment masked. No message is built from
+    /// one (store errors are reduced to their code); this is defence in depth, and what the CLI
+    /// prints.
     pub fn redacted(&self) -> String {
         store::redact(&self.to_string())
     }
@@ -226,7 +227,20 @@ pub fn deploy(
     options: Options,
     progress: &dyn Progress,
 ) -> Result<Outcome, DeployError> {
-    config.deploy.grace().map_err(DeployError::from_config)?;
+    config.deploy.validate().map_err(DeployError::from_config)?;
+    if config.deploy.bucket.is_none() {
+        return Err(DeployError::Config {
+            key: "deploy.bucket".to_owned(),
+            message: "kiln deploy needs a bucket: set `[deploy] bucket` in kiln.toml".to_owned(),
+        });
+    }
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(DeployError::Internal(
+            "kiln_deploy::deploy runs its own runtime: call it from outside async code \
+             (e.g. with tokio::task::spawn_blocking)"
+                .to_owned(),
+        ));
+    }
     let build = local::read_build(config)?;
     // reqwest's rustls needs a process-wide crypto provider; kiln uses ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();

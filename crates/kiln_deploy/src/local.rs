@@ -70,7 +70,7 @@ pub struct LocalBuild {
     pub public_url: String,
     /// Hex SHA-256 of kiln's `manifest.json`: the release's identity.
     pub manifest_sha256: String,
-    /// Every file to deploy, sorted by path.
+    /// Every file to deploy: by path, then the manifests in the order they are written.
     pub files: Vec<LocalFile>,
 }
 
@@ -151,6 +151,8 @@ impl HeaderRules {
 /// `Content-Type` as served: text types get `; charset=utf-8` (kiln writes UTF-8).
 pub fn served_content_type(content_type: &str) -> String {
     let text = content_type.starts_with("text/")
+        || content_type.ends_with("+json")
+        || content_type.ends_with("+xml")
         || matches!(
             content_type,
             "application/javascript"
@@ -209,27 +211,39 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
             ),
         });
     }
+    if manifest.public_url != config.public_url {
+        return Err(DeployError::BadBuild {
+            path: kiln_manifest,
+            message: format!(
+                "built for public_url `{}`, but the config says `{}`: run `kiln build` again",
+                manifest.public_url, config.public_url
+            ),
+        });
+    }
     let rules = HeaderRules::new(&config.deploy);
     let mut files: BTreeMap<String, LocalFile> = BTreeMap::new();
-    let mut add = |path: &str, class, content_type: &str, encoding: Option<&str>, size| {
-        let headers = Headers {
-            content_type: served_content_type(content_type),
-            cache_control: rules.cache_control(path, class),
-            content_encoding: encoding.map(str::to_owned),
+    // `rule_path` is the path `[[deploy.headers]]` rules match: a sibling's file's.
+    let mut add =
+        |path: &str, rule_path: &str, class, content_type: &str, encoding: Option<&str>, size| {
+            let headers = Headers {
+                content_type: served_content_type(content_type),
+                cache_control: rules.cache_control(rule_path, class),
+                content_encoding: encoding.map(str::to_owned),
+            };
+            files.insert(
+                path.to_owned(),
+                LocalFile {
+                    path: path.to_owned(),
+                    class,
+                    headers,
+                    size,
+                    sha256: None,
+                },
+            );
         };
-        files.insert(
-            path.to_owned(),
-            LocalFile {
-                path: path.to_owned(),
-                class,
-                headers,
-                size,
-                sha256: None,
-            },
-        );
-    };
     for (logical, entry) in &manifest.assets {
         add(
+            &entry.file,
             &entry.file,
             Class::Hashed,
             &entry.content_type,
@@ -237,12 +251,20 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
             entry.size,
         );
         if let Some(map) = &entry.map {
-            add(&map.file, Class::Hashed, "application/json", None, map.size);
+            add(
+                &map.file,
+                &map.file,
+                Class::Hashed,
+                "application/json",
+                None,
+                map.size,
+            );
         }
         if config.deploy.precompressed {
             for (encoding, sibling) in &entry.encodings {
                 add(
                     &sibling.file,
+                    &entry.file,
                     Class::Hashed,
                     &entry.content_type,
                     Some(encoding),
@@ -252,6 +274,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
         }
         if manifest.unhashed && logical != &entry.file {
             add(
+                logical,
                 logical,
                 Class::Unhashed,
                 &entry.content_type,
@@ -284,10 +307,17 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
             });
         }
         let path = out.join(&file.path);
-        let meta = std::fs::metadata(&path).map_err(|source| DeployError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let meta = match std::fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(DeployError::BadBuild {
+                    path,
+                    message: "listed in manifest.json but missing: run `kiln build` again"
+                        .to_owned(),
+                });
+            }
+            Err(source) => return Err(DeployError::Io { path, source }),
+        };
         if meta.len() != file.size {
             return Err(DeployError::Changed { path });
         }

@@ -55,8 +55,8 @@ pub enum Reason {
     HeadersChanged,
     /// The object was replaced or changed in the bucket since kiln uploaded it.
     ChangedInBucket,
-    /// No release among the last `keep_releases` has it, and it left the current release more
-    /// than `grace` ago.
+    /// No release among the last `keep_releases` has it, and it left them (and was uploaded)
+    /// more than `grace` ago.
     Unreferenced,
 }
 
@@ -123,6 +123,13 @@ pub struct Settings {
     pub grace: Duration,
 }
 
+/// ETags compared without their quotes (stores quote them differently in PUT answers and
+/// listings).
+fn same_etag(a: &Option<String>, b: &Option<String>) -> bool {
+    let bare = |e: &Option<String>| e.as_deref().map(|e| e.trim_matches('"').to_owned());
+    bare(a) == bare(b)
+}
+
 /// Whether an object stored with `stored` headers serves `wanted`. A generic
 /// `application/octet-stream` ("unknown") may come back as a type the store guessed from the
 /// key's extension, as SeaweedFS does.
@@ -168,7 +175,8 @@ pub fn plan(build: &LocalBuild, remote: &Remote, settings: Settings, now: System
         let reason = match (listed, known) {
             (None, _) => Some(Reason::New),
             (Some(listed), Some(known)) => {
-                if listed.size != known.size || (known.etag.is_some() && listed.etag != known.etag)
+                if listed.size != known.size
+                    || (known.etag.is_some() && !same_etag(&listed.etag, &known.etag))
                 {
                     Some(Reason::ChangedInBucket)
                 } else if known.size != file.size
@@ -252,7 +260,7 @@ pub fn plan(build: &LocalBuild, remote: &Remote, settings: Settings, now: System
         old.releases
             .iter()
             .filter(|r| r.id != release_id)
-            .take(settings.keep_releases - 1)
+            .take(settings.keep_releases.saturating_sub(1))
             .cloned(),
     );
     let kept: BTreeSet<&str> = ledger
@@ -261,24 +269,25 @@ pub fn plan(build: &LocalBuild, remote: &Remote, settings: Settings, now: System
         .flat_map(|r| r.keys.iter().map(String::as_str))
         .collect();
 
-    // Objects of older releases: kept with their retirement time until the grace period is
-    // over, then deleted (if still in the bucket; otherwise just forgotten).
+    // Objects only older releases have: kept while a kept release has them; then, from the
+    // deploy that drops their last kept release (`retired`), for the grace period; then deleted
+    // (if still in the bucket; otherwise just forgotten).
     let mut deletes = Vec::new();
     for (path, record) in &old.objects {
         if ledger.objects.contains_key(path) {
             continue;
         }
-        let retired = record.retired.clone().unwrap_or_else(|| now_text.clone());
         if kept.contains(path.as_str()) {
             ledger.objects.insert(
                 path.clone(),
                 ObjectRecord {
-                    retired: Some(retired),
+                    retired: None,
                     ..record.clone()
                 },
             );
             continue;
         }
+        let retired = record.retired.clone().unwrap_or_else(|| now_text.clone());
         let past_grace =
             age(&retired, now) >= settings.grace && age(&record.uploaded, now) >= settings.grace;
         if !past_grace {
@@ -539,7 +548,8 @@ mod tests {
         assert_eq!(plans[2].ledger.releases.len(), 2);
         assert!(remote.objects.contains_key("app.b.css"));
         assert!(!remote.ledger.objects.contains_key("app.a.css"));
-        assert!(remote.ledger.objects["app.b.css"].retired.is_some());
+        // Release b is still kept: its files are not retired.
+        assert!(remote.ledger.objects["app.b.css"].retired.is_none());
 
         // With a grace period, nothing younger than it since it left the release is deleted.
         let graced = Settings {
@@ -560,7 +570,10 @@ mod tests {
         let p = plan(&b, &remote, graced, t(300 + 3600));
         let deleted: Vec<&str> = p.deletes.iter().map(|d| d.path.as_str()).collect();
         // b left the kept releases at t(300) and is past the grace now; release c (still kept)
-        // has the logo and app.c.css.
+        // has the logo and app.c.css. (Counting from when b left the *current* release, t(200),
+        // would have deleted it at t(3800) already.)
+        let early = plan(&b, &remote, graced, t(200 + 3600));
+        assert!(early.deletes.is_empty(), "{:?}", early.deletes);
         assert_eq!(deleted, ["app.b.css"]);
         assert!(p.ledger.objects.contains_key("logo.1111.png"));
     }

@@ -2,9 +2,9 @@
 //! environment, and the translation of its errors into one-line messages that say what to do.
 //!
 //! Credentials come only from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, or a web identity / container credentials), never from `kiln.toml`, and
-//! every message that leaves this crate goes through [`redact`], so none of them is ever printed.
-//! A store's error bodies are never passed on whole: only their `<Code>` is.
+//! `AWS_SESSION_TOKEN`, or a web identity / container credentials), never from `kiln.toml`. A
+//! store's error bodies (which can echo the access key id and the request) are never passed on:
+//! only their `<Code>` is, and [`redact`] masks any credential value in what the CLI prints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +81,7 @@ pub fn connect(deploy: &DeployConfig) -> Result<(Arc<dyn ObjectStore>, Target), 
         .clone()
         .or_else(|| var("AWS_ENDPOINT_URL_S3"))
         .or_else(|| var("AWS_ENDPOINT_URL"))
+        .or_else(|| var("AWS_ENDPOINT"))
         .map(|e| e.trim_end_matches('/').to_owned());
     let allow_http = endpoint
         .as_deref()
@@ -145,12 +146,24 @@ pub fn classify(
             target: target.to_string(),
         },
         Some(
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException",
+        ) => DeployError::Storage {
+            target: target.to_string(),
+            action: action.to_owned(),
+            key: key.to_owned(),
+            message: format!(
+                "{}: the bucket is in another region: set `[deploy] region` (or AWS_REGION)",
+                code.unwrap_or_default()
+            ),
+        },
+        Some(
             "InvalidAccessKeyId"
             | "SignatureDoesNotMatch"
             | "InvalidToken"
             | "ExpiredToken"
-            | "InvalidClientTokenId"
-            | "AuthorizationHeaderMalformed",
+            | "InvalidClientTokenId",
         ) => DeployError::Credentials(format!(
             "{target} refused the credentials ({}): check AWS_ACCESS_KEY_ID, \
              AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN",
@@ -168,6 +181,13 @@ pub fn classify(
                 detail: connect_detail(&text),
             }
         }
+        None if text.contains("301 Moved Permanently") => DeployError::Storage {
+            target: target.to_string(),
+            action: action.to_owned(),
+            key: key.to_owned(),
+            message: "the bucket is in another region: set `[deploy] region` (or AWS_REGION)"
+                .to_owned(),
+        },
         None => match err {
             object_store::Error::PermissionDenied { .. } => DeployError::AccessDenied {
                 target: target.to_string(),
