@@ -449,6 +449,44 @@ fn pruning_keeps_the_last_releases_and_never_touches_other_keys() {
 }
 
 #[test]
+fn a_failed_deletion_still_records_the_release_and_the_next_deploy_deletes() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let proxy = FaultProxy::start(s3.port);
+    let site = Site::new(s3, "kiln-undeleted", "keep_releases = 1");
+    site.configure(&proxy.endpoint(), "keep_releases = 1", "formats = []");
+    site.build();
+    assert!(site.deploy(&[]).status.success());
+    let old_css = common::names(&site.out())["css/app.css"].clone();
+    site.edit("css/base.css", "\n.next { order: 1; }\n");
+    site.build();
+    // The credentials may not delete (a common safety policy): S3's batch delete is a POST.
+    proxy.fail_requests("POST", Some("?delete"));
+    let o = site.deploy(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("access denied to delete"), "{}", text(&o));
+    // The new release is live and recorded all the same.
+    assert_bucket_matches(s3, &site);
+    let ledger = s3.get(&site.bucket, "static/.kiln/releases.json");
+    let ledger: serde_json::Value = serde_json::from_slice(&ledger.body).unwrap();
+    let manifest = std::fs::read(site.out().join("manifest.json")).unwrap();
+    assert_eq!(ledger["releases"][0]["id"], &sha2_hex(&manifest)[..16]);
+    assert_eq!(
+        s3.get(&site.bucket, &format!("static/{old_css}")).status,
+        200
+    );
+    // Allowed again, the next deploy (nothing else changed) deletes what was left.
+    proxy.fail_requests("POST", None);
+    let next = site.deploy_json();
+    assert!(uploads(&next).is_empty(), "{next}");
+    assert!(next["deleted"].as_u64().unwrap() >= 1, "{next}");
+    assert_eq!(
+        s3.get(&site.bucket, &format!("static/{old_css}")).status,
+        404
+    );
+}
+
+#[test]
 fn a_deploy_refuses_while_another_holds_the_lock_and_takes_over_a_lapsed_one() {
     let Some(s3) = S3::shared() else { return };
     let _serial = S3::lock();
@@ -480,7 +518,7 @@ fn a_deploy_refuses_while_another_holds_the_lock_and_takes_over_a_lapsed_one() {
     );
     let o = site.deploy(&[]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(s3.get(&site.bucket, "static/.kiln/lock.json").status, 404);
+    assert_released(s3, &site);
     assert_bucket_matches(s3, &site);
 }
 
@@ -522,7 +560,15 @@ fn two_deploys_at_once_never_interleave_the_second_is_refused() {
     assert!(first.status.success(), "{}", text(&first));
     assert!(proxy.puts.load(std::sync::atomic::Ordering::SeqCst) > 10);
     assert_bucket_matches(s3, &site);
-    assert_eq!(s3.get(&site.bucket, "static/.kiln/lock.json").status, 404);
+    assert_released(s3, &site);
+}
+
+/// The deploy lock is released: marked lapsed (kiln needs no delete permission for it).
+fn assert_released(s3: &S3, site: &Site) {
+    let lock = s3.get(&site.bucket, "static/.kiln/lock.json");
+    assert_eq!(lock.status, 200);
+    let lock: serde_json::Value = serde_json::from_slice(&lock.body).unwrap();
+    assert_eq!(lock["expires"], "1970-01-01T00:00:00Z", "{lock}");
 }
 
 #[test]

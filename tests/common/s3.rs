@@ -319,13 +319,13 @@ fn free_port_block() -> u16 {
     panic!("no free block of ports on 127.0.0.1");
 }
 
-/// A TCP proxy in front of the server that forwards every request, except PUTs whose path
-/// contains the text in `fail`: those get `403 AccessDenied`, as a store's permission error.
+/// A TCP proxy in front of the server that forwards every request, except those whose method
+/// and path match `fail`: those get `403 AccessDenied`, as a store's permission error.
 pub struct FaultProxy {
     /// The proxy's port.
     pub port: u16,
-    /// PUTs whose path contains this fail; None forwards everything.
-    pub fail: Arc<Mutex<Option<String>>>,
+    /// Requests with this method whose path contains this text fail; None forwards everything.
+    pub fail: Arc<Mutex<Option<(String, String)>>>,
     /// How many PUTs it saw (forwarded, refused or held).
     pub puts: Arc<std::sync::atomic::AtomicUsize>,
     /// Milliseconds to hold each PUT before forwarding it (a slow link).
@@ -337,7 +337,7 @@ impl FaultProxy {
     pub fn start(upstream: u16) -> FaultProxy {
         let listener = TcpListener::bind(("127.0.0.1", 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
-        let fail: Arc<Mutex<Option<String>>> = Arc::default();
+        let fail: Arc<Mutex<Option<(String, String)>>> = Arc::default();
         let puts: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
         let delay_ms: Arc<std::sync::atomic::AtomicU64> = Arc::default();
         let (f, p, d) = (fail.clone(), puts.clone(), delay_ms.clone());
@@ -369,7 +369,12 @@ impl FaultProxy {
 
     /// Makes PUTs to paths containing `text` fail (None: none fail).
     pub fn fail_puts_to(&self, text: Option<&str>) {
-        *self.fail.lock().unwrap() = text.map(str::to_owned);
+        self.fail_requests("PUT", text);
+    }
+
+    /// Makes `method` requests to paths containing `text` fail (None: none fail).
+    pub fn fail_requests(&self, method: &str, text: Option<&str>) {
+        *self.fail.lock().unwrap() = text.map(|t| (method.to_owned(), t.to_owned()));
     }
 }
 
@@ -378,7 +383,7 @@ impl FaultProxy {
 fn proxy_one(
     client: TcpStream,
     upstream: u16,
-    fail: &Mutex<Option<String>>,
+    fail: &Mutex<Option<(String, String)>>,
     puts: &std::sync::atomic::AtomicUsize,
     delay_ms: &std::sync::atomic::AtomicU64,
 ) -> std::io::Result<()> {
@@ -415,12 +420,11 @@ fn proxy_one(
             let ms = delay_ms.load(std::sync::atomic::Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(ms));
         }
-        let refuse = method == "PUT"
-            && fail
-                .lock()
-                .unwrap()
-                .as_deref()
-                .is_some_and(|t| path.contains(t));
+        let refuse = fail
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|(m, t)| m == method && path.contains(t.as_str()));
         if refuse {
             let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>AccessDenied</Code>\
                        <Message>Access Denied.</Message></Error>";

@@ -700,20 +700,20 @@ async fn acquire(
     })
 }
 
-/// Stops renewing (letting a renewal under way finish) and deletes the lock if it is still
-/// ours (best effort: a lock left behind lapses by itself).
+/// Stops renewing (letting a renewal under way finish) and releases the lock if it is still
+/// ours, by marking it lapsed with a conditional write (no delete permission needed, and never
+/// another deploy's lock). Best effort: a lock left behind lapses by itself.
 async fn release(bucket: &Bucket, held: Held) {
     held.stop.notify_one();
     let _ = held.renewer.await;
     if held.lost.load(Ordering::SeqCst) {
         return;
     }
-    // S3 has no conditional delete, so check the ETag first.
     let ours = held.etag.lock().expect("lock etag").clone();
-    if let Ok(Some((_, etag))) = bucket.get(LOCK_KEY).await
-        && etag == ours
-        && let Ok(key) = bucket.key(LOCK_KEY)
-    {
-        let _ = bucket.store.delete(&key).await;
-    }
+    let released = Lock {
+        expires: rfc3339(SystemTime::UNIX_EPOCH),
+        ..Lock::new(SystemTime::now())
+    };
+    let json = serde_json::to_vec(&released).expect("lock serialises");
+    let _ = bucket.put_if(LOCK_KEY, json, ours).await;
 }
