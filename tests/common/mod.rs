@@ -221,3 +221,27 @@ fn percent_decode(s: &str) -> String {
         .unwrap()
         .into_owned()
 }
+
+/// Where scripts/test installs the end-to-end tools.
+pub fn e2e_dir() -> PathBuf {
+    std::env::var_os("KILN_E2E_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e"))
+}
+
+/// The tool at `path`, or None with a visible message (a failure when KILN_E2E_REQUIRED=1).
+pub fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    let message = format!(
+        "{what} is not installed at {} (scripts/test installs it)",
+        path.display()
+    );
+    assert!(
+        std::env::var("KILN_E2E_REQUIRED").as_deref() != Ok("1"),
+        "{message}"
+    );
+    eprintln!("skipping: {message}");
+    None
+}

