@@ -161,21 +161,26 @@ TOML
   AWS_BUCKET=$DEPLOY_BUCKET
   # shellcheck disable=SC2016
   measure deploy.aws-noop bash -c 'exec "$@" "s3://$DEPLOY_BUCKET/static/"' aws "${sync[@]}"
-  AWS_NOOP_PLAN="$("${sync[@]}" "s3://$AWS_BUCKET/static/" --dryrun | wc -l) uploads"
+  # SeaweedFS lists keys in folder order (v/jquery/a.js before v/jquery-ui/b.js), not S3's byte
+  # order, which aws s3 sync's merge of the two sorted listings relies on: the keys it misplaces
+  # look missing, and every sync uploads them again. Counted here, and said in the report.
+  read -r AWS_NOOP_FILES AWS_NOOP_BYTES < <("${sync[@]}" "s3://$AWS_BUCKET/static/" --dryrun |
+    sed -n 's/^(dryrun) upload: \(.*\) to s3:.*/\1/p' | tr '\n' '\0' | xargs -0 -r stat -c %s |
+    awk '{ n++; b += $1 } END { print n + 0, b + 0 }')
 
   # What each left in its bucket.
   bucket_keys "$KILN_BUCKET" > "$WORK/deploy-keys-kiln.txt"
   bucket_keys "$AWS_BUCKET" > "$WORK/deploy-keys-aws.txt"
   KILN_OBJECTS=$(wc -l < "$WORK/deploy-keys-kiln.txt")
-  KILN_LEDGER=$(grep -c '^static/\.kiln/' "$WORK/deploy-keys-kiln.txt" || true)
+  KILN_OWN=$(sed -n 's|^static/\(\.kiln/.*\)|\1|p' "$WORK/deploy-keys-kiln.txt" | paste -sd' ')
   AWS_OBJECTS=$(wc -l < "$WORK/deploy-keys-aws.txt")
   if grep -v '^static/\.kiln/' "$WORK/deploy-keys-kiln.txt" | cmp -s - "$WORK/deploy-keys-aws.txt"; then
     SAME_KEYS=yes
   else
     SAME_KEYS="no (diff $WORK/deploy-keys-kiln.txt $WORK/deploy-keys-aws.txt)"
   fi
-  log "objects: kiln $KILN_OBJECTS ($KILN_LEDGER under static/.kiln/), aws s3 sync $AWS_OBJECTS; same keys otherwise: $SAME_KEYS"
-  log "no-op plans: kiln deploy --dry-run: $KILN_NOOP_PLAN; aws s3 sync --dryrun: $AWS_NOOP_PLAN"
+  log "objects: kiln $KILN_OBJECTS (its own under static/: $KILN_OWN), aws s3 sync $AWS_OBJECTS; same keys otherwise: $SAME_KEYS"
+  log "no-op plans: kiln deploy --dry-run: $KILN_NOOP_PLAN; aws s3 sync --dryrun: $AWS_NOOP_FILES uploads ($AWS_NOOP_BYTES bytes)"
   weed_stop
 }
 
@@ -183,14 +188,23 @@ deploy_rows() {
   row "deploy to S3 (SeaweedFS on loopback), cold" "kiln deploy" "$DEPLOY_FILES" deploy.kiln-cold -
   row "deploy to S3 (SeaweedFS on loopback), cold" "aws s3 sync" "$DEPLOY_FILES" deploy.aws-cold -
   row "deploy again, nothing changed (no-op)" "kiln deploy" "$DEPLOY_FILES" deploy.kiln-noop -
-  row "deploy again, nothing changed (no-op)" "aws s3 sync" "$DEPLOY_FILES" deploy.aws-noop -
+  local aws_noop="aws s3 sync"
+  [ "$AWS_NOOP_FILES" -eq 0 ] || aws_noop="aws s3 sync (uploads $AWS_NOOP_FILES files again, see below)"
+  row "deploy again, nothing changed (no-op)" "$aws_noop" "$DEPLOY_FILES" deploy.aws-noop -
 }
 
 deploy_summary() {
+  local why=
+  if [ "$AWS_NOOP_FILES" -gt 0 ]; then
+    why=": SeaweedFS lists keys in folder order, not S3's byte order, and aws s3 sync takes the keys that"
+    why+=" order misplaces for missing, so its no-op uploads them on every run (against a store that lists"
+    why+=" in S3's order it would upload none)"
+  fi
   echo "Deploy: $DEPLOY_FILES files, $DEPLOY_BYTES bytes (fingerprinted files, maps, manifests; no .br/.gz siblings)." \
-       "Objects in the bucket after a cold deploy: kiln deploy $KILN_OBJECTS ($((KILN_OBJECTS - KILN_LEDGER)) files +" \
-       "$KILN_LEDGER ledger object under static/.kiln/), aws s3 sync $AWS_OBJECTS; the same keys otherwise: $SAME_KEYS." \
-       "A no-op deploy plans $KILN_NOOP_PLAN (kiln), $AWS_NOOP_PLAN (aws s3 sync --dryrun)." \
+       "Objects in the bucket after a cold deploy: kiln deploy $KILN_OBJECTS (the files and its own $KILN_OWN)," \
+       "aws s3 sync $AWS_OBJECTS; the same keys otherwise: $SAME_KEYS." \
+       "With nothing changed, kiln deploy --dry-run plans $KILN_NOOP_PLAN; aws s3 sync --dryrun plans" \
+       "$AWS_NOOP_FILES uploads ($AWS_NOOP_BYTES bytes)$why." \
        "kiln deploy's wall-time ratios: cold $(ratio deploy.kiln-cold deploy.aws-cold) of aws s3 sync's speed," \
        "no-op $(ratio deploy.kiln-noop deploy.aws-noop) (above 1x is faster)."
 }

