@@ -228,12 +228,6 @@ pub fn deploy(
     progress: &dyn Progress,
 ) -> Result<Outcome, DeployError> {
     config.deploy.validate().map_err(DeployError::from_config)?;
-    if config.deploy.bucket.is_none() {
-        return Err(DeployError::Config {
-            key: "deploy.bucket".to_owned(),
-            message: "kiln deploy needs a bucket: set `[deploy] bucket` in kiln.toml".to_owned(),
-        });
-    }
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(DeployError::Internal(
             "kiln_deploy::deploy runs its own runtime: call it from outside async code \
@@ -241,10 +235,12 @@ pub fn deploy(
                 .to_owned(),
         ));
     }
-    let build = local::read_build(config)?;
     // reqwest's rustls needs a process-wide crypto provider; kiln uses ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The client first (no request yet): a missing bucket setting or credentials are reported
+    // before anything is read.
     let (store, target) = store::connect(&config.deploy)?;
+    let build = local::read_build(config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
