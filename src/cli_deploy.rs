@@ -4,16 +4,17 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use kiln_deploy::{Options, Outcome};
+use kiln_deploy::{DeployError, Options, Outcome, VerifyOptions, VerifyReport};
 
 use crate::{Bar, human};
 
 /// Runs a deploy with `config`, printing as asked. Exit status: 0 deployed (or planned), 1 the
-/// deploy failed, 2 a configuration problem.
-pub fn run(config: &kiln::Config, dry_run: bool, json: bool, yes: bool, quiet: bool) -> ExitCode {
+/// deploy failed or verifying it found a mismatch, 2 a configuration problem.
+pub fn run(config: &kiln::Config, options: Options, json: bool, quiet: bool) -> ExitCode {
     let show_bar = !json && !quiet && std::io::stderr().is_terminal();
     let bar = Bar::new(show_bar, "uploading");
-    let result = kiln_deploy::deploy(config, Options::new(dry_run, yes), &bar);
+    let dry_run = options.dry_run;
+    let result = kiln_deploy::deploy(config, options, &bar);
     bar.clear();
     match result {
         Ok(outcome) => {
@@ -30,16 +31,77 @@ pub fn run(config: &kiln::Config, dry_run: bool, json: bool, yes: bool, quiet: b
                 }
                 eprintln!("{}", summary(&outcome));
             }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            if json {
-                let error = serde_json::json!({ "error": e.redacted() });
-                println!("{error}");
+            match &outcome.verify {
+                Some(report) => {
+                    if !json {
+                        print_report(report, quiet);
+                    }
+                    verdict(report)
+                }
+                None => ExitCode::SUCCESS,
             }
-            eprintln!("kiln: error: {}", e.redacted());
-            ExitCode::from(if e.is_config() { 2 } else { 1 })
         }
+        Err(e) => error(&e, json),
+    }
+}
+
+/// Runs `kiln verify`. Exit status: 0 all good, 1 a mismatch (or no answer), 2 configuration.
+pub fn verify(config: &kiln::Config, options: &VerifyOptions, json: bool) -> ExitCode {
+    match kiln_deploy::verify(config, options) {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                );
+            } else {
+                print_report(&report, false);
+            }
+            verdict(&report)
+        }
+        Err(e) => error(&e, json),
+    }
+}
+
+fn error(e: &DeployError, json: bool) -> ExitCode {
+    if json {
+        let error = serde_json::json!({ "error": e.redacted() });
+        println!("{error}");
+    }
+    eprintln!("kiln: error: {}", e.redacted());
+    ExitCode::from(if e.is_config() { 2 } else { 1 })
+}
+
+fn verdict(report: &VerifyReport) -> ExitCode {
+    if report.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+/// One line per problem (`path: url: detail`), then the count.
+fn print_report(report: &VerifyReport, quiet: bool) {
+    for p in &report.problems {
+        eprintln!("kiln: verify: {}: {}", p.url, p.detail);
+    }
+    if report.problems.is_empty() {
+        if !quiet {
+            eprintln!(
+                "kiln: verified {} of {} files at {} in {:.2}s: all served as built",
+                report.checked,
+                report.total,
+                report.public_url,
+                report.elapsed.as_secs_f64()
+            );
+        }
+    } else {
+        eprintln!(
+            "kiln: error: {} problem(s) in {} files checked at {}",
+            report.problems.len(),
+            report.checked,
+            report.public_url
+        );
     }
 }
 
@@ -61,6 +123,23 @@ fn plan_lines(outcome: &Outcome) -> Vec<String> {
                 .iter()
                 .map(|d| format!("delete {} ({})", d.path, d.reason.describe())),
         )
+        .chain(plan.cors.iter().map(|origins| {
+            if origins.is_empty() {
+                "cors: remove the bucket's CORS rules".to_owned()
+            } else {
+                format!("cors: allow GET/HEAD from {}", origins.join(", "))
+            }
+        }))
+        .chain(outcome.purge.iter().flat_map(|p| {
+            let how = if p.wildcard {
+                format!(" (one wildcard purge: more than max_paths)")
+            } else {
+                String::new()
+            };
+            p.paths
+                .iter()
+                .map(move |u| format!("purge {u} ({}{how})", p.provider))
+        }))
         .collect()
 }
 
@@ -83,8 +162,13 @@ fn summary(outcome: &Outcome) -> String {
             outcome.target, plan.unchanged, plan.release
         );
     }
+    let purged = match &outcome.purge {
+        Some(p) if p.wildcard => format!(", purged {} (wildcard)", p.provider),
+        Some(p) => format!(", purged {} URLs ({})", p.paths.len(), p.provider),
+        None => String::new(),
+    };
     format!(
-        "kiln: deployed release {} to {} in {:.2}s: {} uploaded ({}), {} deleted, {} unchanged",
+        "kiln: deployed release {} to {} in {:.2}s: {} uploaded ({}), {} deleted, {} unchanged{purged}",
         plan.release,
         outcome.target,
         outcome.elapsed.as_secs_f64(),

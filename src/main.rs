@@ -40,6 +40,32 @@ enum Command {
     /// Publish the last build to S3-compatible storage behind a CDN (see docs/deploy.md).
     #[cfg(feature = "deploy")]
     Deploy(DeployArgs),
+    /// Check that the CDN at public_url serves the last build: status, bytes (SRI), headers,
+    /// CORS. Exits 1 on any mismatch (see docs/deploy.md).
+    #[cfg(feature = "deploy")]
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Config file (default: kiln.toml in the current directory, if present).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    scope: VerifyScope,
+}
+
+#[derive(Args)]
+struct VerifyScope {
+    /// Check every file, not only manifests, unhashed files, what changed and a sample.
+    #[arg(long)]
+    all: bool,
+    /// How many fingerprinted files to sample besides those always checked.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    sample: usize,
 }
 
 #[derive(Args)]
@@ -59,6 +85,11 @@ struct DeployArgs {
     /// Print only errors, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// After deploying (and purging), check what the CDN serves, as `kiln verify` does.
+    #[arg(long)]
+    verify: bool,
+    #[command(flatten)]
+    scope: VerifyScope,
 }
 
 #[derive(Subcommand)]
@@ -109,17 +140,27 @@ fn main() -> ExitCode {
         Command::Watch(args) => watch(args),
         #[cfg(feature = "deploy")]
         Command::Deploy(args) => {
-            let config = match config_file(args.config.as_ref()).and_then(|mut c| {
-                c.validate()?;
-                Ok(c)
-            }) {
+            let config = match checked_config(args.config.as_ref()) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{}", config_error_text(&e));
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            cli_deploy::run(&config, args.dry_run, args.json, args.yes, args.quiet)
+            let mut options = kiln_deploy::Options::new(args.dry_run, args.yes);
+            if args.verify {
+                options = options.with_verify(kiln_deploy::VerifyOptions::new(
+                    args.scope.all,
+                    args.scope.sample,
+                ));
+            }
+            cli_deploy::run(&config, options, args.json, args.quiet)
+        }
+        #[cfg(feature = "deploy")]
+        Command::Verify(args) => {
+            let config = match checked_config(args.config.as_ref()) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let options = kiln_deploy::VerifyOptions::new(args.scope.all, args.scope.sample);
+            cli_deploy::verify(&config, &options, args.json)
         }
         Command::Cache(CacheCommand::Clean { config }) => {
             let config = match config_file(config.as_ref()) {
@@ -144,6 +185,20 @@ fn main() -> ExitCode {
 }
 
 /// The config from `--config`, or ./kiln.toml if present, or the defaults.
+/// The validated config, or the exit status after printing why not (2).
+#[cfg(feature = "deploy")]
+fn checked_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    config_file(path)
+        .and_then(|mut c| {
+            c.validate()?;
+            Ok(c)
+        })
+        .map_err(|e| {
+            eprintln!("{}", config_error_text(&e));
+            ExitCode::from(2)
+        })
+}
+
 fn config_file(path: Option<&PathBuf>) -> Result<Config, ConfigError> {
     match path {
         Some(path) => Config::load(path),

@@ -100,6 +100,156 @@ pub struct DeployConfig {
     pub multipart_threshold_mb: u64,
     /// `Cache-Control` rules over the defaults; the first whose `paths` match wins.
     pub headers: Vec<HeaderRule>,
+    /// Origins allowed to fetch the files cross-origin (web fonts, module scripts, SRI):
+    /// `["https://www.example.com"]`. Non-empty: kiln sets the bucket's CORS rules to allow
+    /// `GET`/`HEAD` from them; emptied again: kiln removes the rules it set.
+    pub cors_origins: Vec<String>,
+    /// `[deploy.cdn]`: the CDN in front of the bucket, purged after each deploy.
+    pub cdn: Option<CdnConfig>,
+}
+
+/// The CDN providers kiln purges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CdnProvider {
+    /// Amazon CloudFront: CreateInvalidation, signed with the deploy's AWS credentials.
+    Cloudfront,
+    /// Cloudflare: zone purge by URL, token in `CLOUDFLARE_API_TOKEN`.
+    Cloudflare,
+    /// Fastly: purge by URL, token in `FASTLY_API_TOKEN`.
+    Fastly,
+    /// An HTTP `PURGE` request per URL to the edge at `purge_url` (Varnish, nginx, ...).
+    HttpPurge,
+}
+
+impl CdnProvider {
+    /// The name as written in `kiln.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CdnProvider::Cloudfront => "cloudfront",
+            CdnProvider::Cloudflare => "cloudflare",
+            CdnProvider::Fastly => "fastly",
+            CdnProvider::HttpPurge => "http-purge",
+        }
+    }
+}
+
+/// `[deploy.cdn]`: which CDN serves `public_url`, and how to purge it. Tokens are never read
+/// from here, only from the environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CdnConfig {
+    /// The provider.
+    pub provider: CdnProvider,
+    /// Purge after each deploy (`false` keeps the table, e.g. for `kiln verify`, without purging).
+    #[serde(default = "yes")]
+    pub purge: bool,
+    /// CloudFront: the distribution id (`E2QWRUHEXAMPLE`).
+    #[serde(default)]
+    pub distribution_id: Option<String>,
+    /// Cloudflare: the zone id.
+    #[serde(default)]
+    pub zone_id: Option<String>,
+    /// Fastly: the service id (needed for the purge-all fallback).
+    #[serde(default)]
+    pub service_id: Option<String>,
+    /// http-purge: the edge to send `PURGE` requests to (`http://127.0.0.1:6081`); the `Host`
+    /// header is `public_url`'s.
+    #[serde(default)]
+    pub purge_url: Option<String>,
+    /// Above this many changed paths, one wildcard purge replaces them.
+    #[serde(default = "default_max_paths")]
+    pub max_paths: usize,
+    /// The provider's API endpoint, for a proxy or a test double (default: the provider's own).
+    #[serde(default)]
+    pub api_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_max_paths() -> usize {
+    100
+}
+
+impl CdnConfig {
+    /// A table for `provider` with every other key at its default.
+    pub fn new(provider: CdnProvider) -> Self {
+        CdnConfig {
+            provider,
+            purge: true,
+            distribution_id: None,
+            zone_id: None,
+            service_id: None,
+            purge_url: None,
+            max_paths: default_max_paths(),
+            api_url: None,
+        }
+    }
+
+    /// Checks that the provider has what it needs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let need = |key: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+            Some(v) if !v.is_empty() => Ok(()),
+            _ => Err(invalid(
+                &format!("deploy.cdn.{key}"),
+                format!("provider `{}` needs `{key}`", self.provider.name()),
+            )),
+        };
+        match self.provider {
+            CdnProvider::Cloudfront => need("distribution_id", &self.distribution_id)?,
+            CdnProvider::Cloudflare => need("zone_id", &self.zone_id)?,
+            CdnProvider::Fastly => need("service_id", &self.service_id)?,
+            CdnProvider::HttpPurge => need("purge_url", &self.purge_url)?,
+        }
+        for (key, url) in [("purge_url", &self.purge_url), ("api_url", &self.api_url)] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(invalid(
+                    &format!("deploy.cdn.{key}"),
+                    format!("`{url}` must start with `http://` or `https://`"),
+                ));
+            }
+        }
+        for (key, id) in [
+            ("distribution_id", &self.distribution_id),
+            ("zone_id", &self.zone_id),
+            ("service_id", &self.service_id),
+        ] {
+            if let Some(id) = id
+                && !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(invalid(
+                    &format!("deploy.cdn.{key}"),
+                    format!("`{id}` is not an id (letters, digits, `-` and `_`)"),
+                ));
+            }
+        }
+        if self.max_paths == 0 {
+            return Err(invalid("deploy.cdn.max_paths", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `origin` is a web origin as browsers send it: `scheme://host[:port]`, no path.
+pub fn is_origin(origin: &str) -> bool {
+    if origin == "*" {
+        return true;
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return false;
+    };
+    matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]*".contains(&b))
 }
 
 impl Default for DeployConfig {
@@ -116,6 +266,8 @@ impl Default for DeployConfig {
             concurrency: 16,
             multipart_threshold_mb: 64,
             headers: Vec::new(),
+            cors_origins: Vec::new(),
+            cdn: None,
         }
     }
 }
@@ -217,6 +369,20 @@ impl DeployConfig {
                     format!("`{cc}` is not a header value"),
                 ));
             }
+        }
+        for origin in &self.cors_origins {
+            if !is_origin(origin) {
+                return Err(invalid(
+                    "deploy.cors_origins",
+                    format!(
+                        "`{origin}` is not an origin such as `https://www.example.com` \
+                         (scheme, host and port; no path, no trailing `/`)"
+                    ),
+                ));
+            }
+        }
+        if let Some(cdn) = &self.cdn {
+            cdn.validate()?;
         }
         Ok(())
     }

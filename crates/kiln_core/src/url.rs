@@ -128,6 +128,15 @@ pub fn rewrite(dir_prefix: &str, output_file_name: &str, suffix: &str) -> String
     )
 }
 
+/// A relative file path (`img/my photo.jpg`) as URL path text (`img/my%20photo.jpg`): each
+/// segment percent-encoded as hashed names are in references.
+pub fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| utf8_percent_encode(segment, SEGMENT).to_string())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Serialises `url` as a double-quoted CSS string.
 pub fn css_string(url: &str) -> String {
     let mut out = String::with_capacity(url.len() + 2);

@@ -27,7 +27,7 @@ use crate::ledger::{
 use crate::local::{Class, Headers, LocalBuild, LocalFile, read_file};
 use crate::plan::{self, Plan, Remote, RemoteHead, RemoteObject, Settings};
 use crate::store::{Target, classify};
-use crate::{DeployError, Options, Outcome};
+use crate::{DeployError, Options, Outcome, Services};
 
 /// The metadata key of an object's SHA-256 (`x-amz-meta-kiln-sha256`).
 pub const SHA256_METADATA: &str = "kiln-sha256";
@@ -361,8 +361,7 @@ async fn survey(
 
 /// Runs a deploy of `build` (see [`crate::deploy`]).
 pub async fn run(
-    store: Arc<dyn ObjectStore>,
-    target: &Target,
+    services: &Services,
     mut build: LocalBuild,
     config: &kiln_core::Config,
     options: Options,
@@ -370,13 +369,16 @@ pub async fn run(
 ) -> Result<Outcome, DeployError> {
     let started = Instant::now();
     let bucket = Bucket {
-        store,
-        target: target.clone(),
+        store: services.store.clone(),
+        target: services.target.clone(),
     };
+    let target = &services.target;
     let deploy = &config.deploy;
     let settings = Settings {
         keep_releases: deploy.keep_releases,
         grace: deploy.grace().map_err(DeployError::from_config)?,
+        purge: services.purger.is_some(),
+        cors_origins: deploy.cors_origins.clone(),
     };
     let mut seen = survey(&bucket, &mut build, deploy.concurrency).await?;
     if let Some((lock, _)) = &seen.lock
@@ -385,7 +387,7 @@ pub async fn run(
     {
         return Err(busy(target, lock));
     }
-    let plan = plan::plan(&build, &seen.remote, settings, SystemTime::now());
+    let plan = plan::plan(&build, &seen.remote, &settings, SystemTime::now());
     let refuse = |plan: &Plan| {
         if plan.deletes.len() > deploy.max_deletes && !options.yes {
             return Err(DeployError::TooManyDeletes {
@@ -406,9 +408,18 @@ pub async fn run(
         uploaded: 0,
         uploaded_bytes: 0,
         deleted: 0,
+        purge: None,
+        verify: None,
         elapsed: started.elapsed(),
     };
-    if options.dry_run || !plan.ledger_changed {
+    if options.dry_run {
+        // What the purge would send, without sending it.
+        if let (Some(purger), false) = (&services.purger, plan.purge.is_empty()) {
+            outcome.purge = Some(purger.plan(&build.public_url, &plan.purge)?);
+        }
+        return Ok(outcome);
+    }
+    if !plan.ledger_changed && plan.purge.is_empty() {
         return Ok(outcome);
     }
 
@@ -419,7 +430,7 @@ pub async fn run(
         let etag_now = bucket.get(LEDGER_KEY).await?.and_then(|(_, etag)| etag);
         if etag_now != seen.ledger_etag {
             seen = survey(&bucket, &mut build, deploy.concurrency).await?;
-            let replanned = plan::plan(&build, &seen.remote, settings, SystemTime::now());
+            let replanned = plan::plan(&build, &seen.remote, &settings, SystemTime::now());
             refuse(&replanned)?;
             outcome.plan = replanned;
         }
@@ -428,6 +439,7 @@ pub async fn run(
             etag: seen.ledger_etag,
         };
         carry_out(
+            services,
             &bucket,
             &build,
             &mut outcome,
@@ -460,8 +472,10 @@ struct Written {
     etag: Option<String>,
 }
 
-/// The phases, the ledger and the deletions, under the lock.
+/// The phases, the ledger, the purge and the deletions, under the lock.
+#[allow(clippy::too_many_arguments)]
 async fn carry_out(
+    services: &Services,
     bucket: &Bucket,
     build: &LocalBuild,
     outcome: &mut Outcome,
@@ -473,6 +487,16 @@ async fn carry_out(
     let by_path: BTreeMap<&str, &LocalFile> =
         build.files.iter().map(|f| (f.path.as_str(), f)).collect();
     let threshold = deploy.multipart_threshold_mb << 20;
+    // CORS before any file: when the new manifests are live, fonts and modules already load.
+    if let Some(origins) = &outcome.plan.cors {
+        crate::store::set_cors(
+            &services.client,
+            &bucket.target,
+            &services.credentials,
+            origins,
+        )
+        .await?;
+    }
     let uploads = outcome.plan.uploads.clone();
     progress.start(uploads.len());
     let mut done: BTreeMap<String, (String, Option<String>)> = BTreeMap::new();
@@ -563,47 +587,72 @@ async fn carry_out(
         return Err(e);
     }
     held.check(&bucket.target)?;
-    if outcome.plan.deletes.is_empty() {
-        return write_ledger(bucket, &ledger, written.etag)
-            .await
-            .map(|_| ());
-    }
-    // The release is live: record it (with the objects about to be deleted still listed, so a
-    // failed deletion is retried by the next deploy), then delete, then forget them.
+    // The release is live: record it, with the paths to purge as pending and the objects about
+    // to be deleted still listed (so a failed purge or deletion is retried by the next deploy).
     let mut pending = ledger.clone();
     for d in &outcome.plan.deletes {
         if let Some(rec) = written.before.objects.get(&d.path) {
             pending.objects.insert(d.path.clone(), rec.clone());
         }
     }
-    let etag = write_ledger(bucket, &pending, written.etag).await?;
-    let keys: Vec<Key> = outcome
-        .plan
-        .deletes
-        .iter()
-        .map(|d| bucket.key(&d.path))
-        .collect::<Result<_, _>>()?;
-    let results: Vec<Result<Key, object_store::Error>> = bucket
-        .store
-        .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
-        .collect()
-        .await;
-    let mut first_error = None;
-    for (d, r) in outcome.plan.deletes.iter().zip(results) {
-        match r {
-            Ok(_) => {
-                outcome.deleted += 1;
-                pending.objects.remove(&d.path);
+    let mut etag = write_ledger(bucket, &pending, written.etag).await?;
+    let mut settled = pending.clone();
+    let mut purge_error = None;
+    if let (Some(purger), false) = (&services.purger, outcome.plan.purge.is_empty()) {
+        match purger
+            .purge(
+                &build.public_url,
+                &outcome.plan.purge,
+                &format!(
+                    "kiln-{}-{}",
+                    outcome.plan.release,
+                    SystemTime::now()
+                        .duration_since(SystemTime::UNIX_EPOCH)
+                        .unwrap_or_default()
+                        .as_millis()
+                ),
+            )
+            .await
+        {
+            Ok(report) => {
+                settled.purge.clear();
+                outcome.purge = Some(report);
             }
-            Err(e) => {
-                first_error.get_or_insert_with(|| bucket.err("delete", &d.path, &e));
+            Err(e) => purge_error = Some(e),
+        }
+    }
+    let mut delete_error = None;
+    if !outcome.plan.deletes.is_empty() {
+        let keys: Vec<Key> = outcome
+            .plan
+            .deletes
+            .iter()
+            .map(|d| bucket.key(&d.path))
+            .collect::<Result<_, _>>()?;
+        let results: Vec<Result<Key, object_store::Error>> = bucket
+            .store
+            .delete_stream(futures::stream::iter(keys.into_iter().map(Ok)).boxed())
+            .collect()
+            .await;
+        for (d, r) in outcome.plan.deletes.iter().zip(results) {
+            match r {
+                Ok(_) => {
+                    outcome.deleted += 1;
+                    settled.objects.remove(&d.path);
+                }
+                Err(e) => {
+                    delete_error.get_or_insert_with(|| bucket.err("delete", &d.path, &e));
+                }
             }
         }
     }
-    write_ledger(bucket, &pending, etag).await?;
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
+    if settled != pending {
+        etag = write_ledger(bucket, &settled, etag).await?;
+    }
+    let _ = etag;
+    match (delete_error, purge_error) {
+        (Some(e), _) | (None, Some(e)) => Err(e),
+        (None, None) => Ok(()),
     }
 }
 

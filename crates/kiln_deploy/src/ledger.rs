@@ -31,6 +31,13 @@ pub struct Ledger {
     pub releases: Vec<Release>,
     /// Every object kiln uploaded and has not deleted, by path relative to the prefix.
     pub objects: BTreeMap<String, ObjectRecord>,
+    /// The origins of the bucket's CORS rules, as kiln last set them (`[deploy] cors_origins`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors: Vec<String>,
+    /// Paths changed by a deploy whose CDN purge has not succeeded yet: the next deploy purges
+    /// them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub purge: Vec<String>,
 }
 
 /// One deployed build.

@@ -5,41 +5,80 @@
 //! 1. [`local::read_build`] reads the output folder through kiln's `manifest.json`;
 //! 2. [`apply::run`] lists the bucket and reads kiln's ledger there, and [`plan::plan`] (pure)
 //!    decides every upload and deletion with its reason;
-//! 3. [`apply::run`] carries the plan out under a lock: fingerprinted files, then unhashed ones,
-//!    then the manifests, kiln's last; then deletions of objects no kept release needs; then the
-//!    ledger.
+//! 3. [`apply::run`] carries the plan out under a lock: the bucket's CORS rules, fingerprinted
+//!    files, then unhashed ones, then the manifests, kiln's last; the ledger; a purge of the CDN
+//!    ([`cdn`]) of the unhashed names that changed; then deletions of objects no kept release
+//!    needs.
+//! 4. With `verify`, [`verify`] fetches what changed (and a sample of the rest) through the CDN
+//!    and checks it is what was built.
 //!
 //! It does not build, and it never reads credentials from configuration (see [`store`]).
 
 pub mod apply;
+pub mod cdn;
 pub mod ledger;
 pub mod local;
 pub mod plan;
 pub mod store;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use kiln_core::config::CdnProvider;
 use kiln_core::{Config, ConfigError, Progress};
+use object_store::ObjectStore;
+use object_store::aws::AwsCredentialProvider;
 use serde::Serialize;
 
+pub use cdn::PurgeReport;
 pub use plan::{Delete, Plan, Reason, Upload};
+pub use verify::{Problem, ProblemKind, VerifyOptions, VerifyReport};
 
 /// What the caller asks for.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct Options {
     /// Plan only: read the bucket, change nothing.
     pub dry_run: bool,
     /// Allow more deletions than `max_deletes`.
     pub yes: bool,
+    /// After the deploy, check what the CDN serves (see [`verify`]).
+    pub verify: Option<VerifyOptions>,
 }
 
 impl Options {
     /// Options with `dry_run` and `yes` as given.
     pub fn new(dry_run: bool, yes: bool) -> Self {
-        Options { dry_run, yes }
+        Options {
+            dry_run,
+            yes,
+            verify: None,
+        }
     }
+
+    /// Also verify the deploy through the CDN.
+    pub fn with_verify(mut self, verify: VerifyOptions) -> Self {
+        self.verify = Some(verify);
+        self
+    }
+}
+
+/// The clients a deploy talks through: the bucket, plain HTTP (CORS rules, CDN APIs, verify),
+/// and the CDN purger if `[deploy.cdn]` purges.
+pub struct Services {
+    /// The bucket.
+    pub store: Arc<dyn ObjectStore>,
+    /// Where.
+    pub target: store::Target,
+    /// The bucket's credentials (CORS rules, CloudFront).
+    pub credentials: AwsCredentialProvider,
+    /// HTTP.
+    pub client: reqwest::Client,
+    /// The CDN.
+    pub purger: Option<cdn::Purger>,
 }
 
 /// What a deploy did (or, with `dry_run`, would do).
@@ -60,12 +99,18 @@ pub struct Outcome {
     pub uploaded_bytes: u64,
     /// Objects deleted.
     pub deleted: usize,
+    /// The CDN purge made (or, in a dry run, planned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge: Option<PurgeReport>,
+    /// What `verify` found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyReport>,
     /// Wall time.
     #[serde(serialize_with = "millis", rename = "elapsed_ms")]
     pub elapsed: Duration,
 }
 
-fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_millis() as u64)
 }
 
@@ -191,6 +236,17 @@ pub enum DeployError {
         /// The limit.
         max: usize,
     },
+    /// The files are deployed, but purging the CDN failed.
+    #[error(
+        "deployed, but purging the CDN ({provider}) failed: {detail}. It may serve the old \
+         manifests until they expire; the next `kiln deploy` purges them again"
+    )]
+    Purge {
+        /// The provider.
+        provider: String,
+        /// Why.
+        detail: String,
+    },
     /// A bug or a runtime failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -221,30 +277,104 @@ impl DeployError {
 }
 
 /// Deploys the last successful build of `config` (see the crate docs), reporting upload
-/// progress to `progress`.
+/// progress to `progress`. With `options.verify`, then checks the CDN: its report is in
+/// [`Outcome::verify`] (problems there are not an `Err`; the CLI exits 1 on them).
 pub fn deploy(
     config: &Config,
     options: Options,
     progress: &dyn Progress,
 ) -> Result<Outcome, DeployError> {
     config.deploy.validate().map_err(DeployError::from_config)?;
+    let runtime = runtime()?;
+    // The client first (no request yet): a missing bucket setting or credentials are reported
+    // before anything is read.
+    let connection = store::connect(&config.deploy)?;
+    let client = store::http_client()?;
+    let purger = match &config.deploy.cdn {
+        Some(cdn) if cdn.purge => Some(cdn::Purger::new(
+            cdn,
+            client.clone(),
+            Some(connection.credentials.clone()),
+        )?),
+        _ => None,
+    };
+    let services = Services {
+        store: connection.store,
+        target: connection.target,
+        credentials: connection.credentials,
+        client,
+        purger,
+    };
+    let build = local::read_build(config)?;
+    let verify_options = options.verify.clone().filter(|_| !options.dry_run);
+    let mut outcome = runtime.block_on(apply::run(&services, build, config, options, progress))?;
+    if let Some(mut verify_options) = verify_options {
+        // CloudFront takes a while to invalidate: verifying before it has would report the
+        // old copies it is about to drop.
+        if let (Some(purger), Some(report)) = (&services.purger, &outcome.purge)
+            && config.deploy.cdn.as_ref().map(|c| c.provider) == Some(CdnProvider::Cloudfront)
+        {
+            runtime.block_on(
+                purger.wait_for_invalidations(&report.invalidations, Duration::from_secs(900)),
+            )?;
+        }
+        verify_options
+            .changed
+            .extend(outcome.plan.uploads.iter().map(|u| u.path.clone()));
+        let build = local::read_build(config)?;
+        let expected = verify::expectations(&build, &verify_options)?;
+        outcome.verify = Some(runtime.block_on(verify::check(
+            &services.client,
+            &build.public_url,
+            build.files.len(),
+            expected,
+            verify_origin(config).as_deref(),
+        )));
+    }
+    Ok(outcome)
+}
+
+/// Checks what the CDN serves at `public_url` against the last build (see [`verify`]); needs
+/// no credentials.
+pub fn verify(config: &Config, options: &VerifyOptions) -> Result<VerifyReport, DeployError> {
+    config.deploy.validate().map_err(DeployError::from_config)?;
+    let runtime = runtime()?;
+    let client = store::http_client()?;
+    let build = local::read_build(config)?;
+    let expected = verify::expectations(&build, options)?;
+    Ok(runtime.block_on(verify::check(
+        &client,
+        &build.public_url,
+        build.files.len(),
+        expected,
+        verify_origin(config).as_deref(),
+    )))
+}
+
+/// The `Origin` verify sends: a page's on the configured origins (none without CORS rules).
+fn verify_origin(config: &Config) -> Option<String> {
+    let origins = &config.deploy.cors_origins;
+    origins
+        .iter()
+        .find(|o| *o != "*")
+        .cloned()
+        .or_else(|| (!origins.is_empty()).then(|| "https://verify.kiln.invalid".to_owned()))
+}
+
+/// A runtime of kiln's own (2 threads: the work is I/O), refusing to nest in the caller's.
+fn runtime() -> Result<tokio::runtime::Runtime, DeployError> {
     if tokio::runtime::Handle::try_current().is_ok() {
         return Err(DeployError::Internal(
-            "kiln_deploy::deploy runs its own runtime: call it from outside async code \
+            "kiln_deploy runs its own runtime: call it from outside async code \
              (e.g. with tokio::task::spawn_blocking)"
                 .to_owned(),
         ));
     }
     // reqwest's rustls needs a process-wide crypto provider; kiln uses ring's.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // The client first (no request yet): a missing bucket setting or credentials are reported
-    // before anything is read.
-    let (store, target) = store::connect(&config.deploy)?;
-    let build = local::read_build(config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| DeployError::Internal(e.to_string()))?;
-    runtime.block_on(apply::run(store, &target, build, config, options, progress))
+        .map_err(|e| DeployError::Internal(e.to_string()))
 }

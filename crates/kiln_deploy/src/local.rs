@@ -59,6 +59,9 @@ pub struct LocalFile {
     pub size: u64,
     /// Hex SHA-256 of its bytes, where known (always for unhashed files and manifests).
     pub sha256: Option<String>,
+    /// The SRI value (`sha384-...`) of its bytes as served (decoded), where the manifest has it:
+    /// assets, their unhashed copies and their precompressed siblings.
+    pub integrity: Option<String>,
 }
 
 /// The last successful build.
@@ -105,6 +108,8 @@ struct Entry {
     file: String,
     size: u64,
     content_type: String,
+    #[serde(default)]
+    integrity: Option<String>,
     #[serde(default)]
     map: Option<FileRef>,
     #[serde(default)]
@@ -223,24 +228,30 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
     let rules = HeaderRules::new(&config.deploy);
     let mut files: BTreeMap<String, LocalFile> = BTreeMap::new();
     // `rule_path` is the path `[[deploy.headers]]` rules match: a sibling's file's.
-    let mut add =
-        |path: &str, rule_path: &str, class, content_type: &str, encoding: Option<&str>, size| {
-            let headers = Headers {
-                content_type: served_content_type(content_type),
-                cache_control: rules.cache_control(rule_path, class),
-                content_encoding: encoding.map(str::to_owned),
-            };
-            files.insert(
-                path.to_owned(),
-                LocalFile {
-                    path: path.to_owned(),
-                    class,
-                    headers,
-                    size,
-                    sha256: None,
-                },
-            );
+    let mut add = |path: &str,
+                   rule_path: &str,
+                   class,
+                   content_type: &str,
+                   encoding: Option<&str>,
+                   size,
+                   integrity: Option<&String>| {
+        let headers = Headers {
+            content_type: served_content_type(content_type),
+            cache_control: rules.cache_control(rule_path, class),
+            content_encoding: encoding.map(str::to_owned),
         };
+        files.insert(
+            path.to_owned(),
+            LocalFile {
+                path: path.to_owned(),
+                class,
+                headers,
+                size,
+                sha256: None,
+                integrity: integrity.cloned(),
+            },
+        );
+    };
     for (logical, entry) in &manifest.assets {
         add(
             &entry.file,
@@ -249,6 +260,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
             &entry.content_type,
             None,
             entry.size,
+            entry.integrity.as_ref(),
         );
         if let Some(map) = &entry.map {
             add(
@@ -258,6 +270,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
                 "application/json",
                 None,
                 map.size,
+                None,
             );
         }
         if config.deploy.precompressed {
@@ -269,6 +282,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
                     &entry.content_type,
                     Some(encoding),
                     sibling.size,
+                    entry.integrity.as_ref(),
                 );
             }
         }
@@ -280,6 +294,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
                 &entry.content_type,
                 None,
                 entry.size,
+                entry.integrity.as_ref(),
             );
         }
     }
@@ -362,6 +377,7 @@ pub fn read_build(config: &Config) -> Result<LocalBuild, DeployError> {
             },
             size: data.len() as u64,
             sha256: Some(sha256_hex(&data)),
+            integrity: None,
         });
     }
     Ok(LocalBuild {

@@ -106,6 +106,13 @@ pub struct Plan {
     pub deletes: Vec<Delete>,
     /// Files already in the bucket as they are.
     pub unchanged: usize,
+    /// Paths to purge from the CDN afterwards: the unhashed files and manifests uploaded, and
+    /// those of an earlier deploy whose purge failed (empty without `[deploy.cdn]`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub purge: Vec<String>,
+    /// The bucket's CORS origins, when they change (an empty list removes kiln's rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<Vec<String>>,
     /// The ledger after the deploy (ETags of uploads are filled in as they complete).
     #[serde(skip)]
     pub ledger: Ledger,
@@ -115,12 +122,16 @@ pub struct Plan {
 }
 
 /// The settings a plan depends on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct Settings {
     /// `keep_releases`.
     pub keep_releases: usize,
     /// `grace`.
     pub grace: Duration,
+    /// A CDN is configured to be purged.
+    pub purge: bool,
+    /// `cors_origins`.
+    pub cors_origins: Vec<String>,
 }
 
 /// ETags compared without their quotes (stores quote them differently in PUT answers and
@@ -159,13 +170,15 @@ pub fn needs_head(build: &LocalBuild, remote: &Remote) -> Vec<String> {
 
 /// Plans deploying `build` over `remote` at `now`. Local files listed by [`needs_head`] must have
 /// their `sha256` set.
-pub fn plan(build: &LocalBuild, remote: &Remote, settings: Settings, now: SystemTime) -> Plan {
+pub fn plan(build: &LocalBuild, remote: &Remote, settings: &Settings, now: SystemTime) -> Plan {
     let now_text = rfc3339(now);
     let old = &remote.ledger;
     let mut ledger = Ledger {
         version: crate::ledger::LEDGER_VERSION,
         releases: Vec::new(),
         objects: BTreeMap::new(),
+        cors: settings.cors_origins.clone(),
+        purge: Vec::new(),
     };
     let mut uploads = Vec::new();
     let mut unchanged = 0;
@@ -305,12 +318,31 @@ pub fn plan(build: &LocalBuild, remote: &Remote, settings: Settings, now: System
             });
         }
     }
+    // What a CDN may hold an old copy of: names that are not content hashes. A new one too (an
+    // edge may have cached its 404).
+    let purge: Vec<String> = if settings.purge {
+        let mut purge: BTreeSet<String> = old.purge.iter().cloned().collect();
+        purge.extend(
+            uploads
+                .iter()
+                .filter(|u| u.class != Class::Hashed)
+                .map(|u| u.path.clone()),
+        );
+        purge.into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    // Recorded as pending with the release; cleared once the purge succeeded.
+    ledger.purge = purge.clone();
+    let cors = (old.cors != settings.cors_origins).then(|| settings.cors_origins.clone());
     let ledger_changed = ledger != *old;
     Plan {
         release: release_id,
         uploads,
         deletes,
         unchanged,
+        purge,
+        cors,
         ledger,
         ledger_changed,
     }
@@ -332,6 +364,7 @@ mod tests {
             }),
             size,
             sha256: sha.map(str::to_owned),
+            integrity: None,
         }
     }
 
@@ -355,6 +388,8 @@ mod tests {
     const SETTINGS: Settings = Settings {
         keep_releases: 2,
         grace: Duration::ZERO,
+        purge: false,
+        cors_origins: Vec::new(),
     };
 
     fn t(secs: u64) -> SystemTime {
@@ -403,7 +438,7 @@ mod tests {
                 file("z.2222.js", Class::Hashed, 7, None),
             ],
         );
-        let p = plan(&b, &Remote::default(), SETTINGS, t(0));
+        let p = plan(&b, &Remote::default(), &SETTINGS, t(0));
         assert_eq!(
             paths(&p),
             [
@@ -419,6 +454,63 @@ mod tests {
     }
 
     #[test]
+    fn a_cdn_is_purged_of_changed_unhashed_names_until_a_purge_succeeds() {
+        let cdn = Settings {
+            purge: true,
+            ..SETTINGS
+        };
+        let files = |css: &str| {
+            vec![
+                file("app.css", Class::Unhashed, 5, Some(css)),
+                file("app.1111.css", Class::Hashed, 5, None),
+                file("logo.svg", Class::Unhashed, 3, Some("l")),
+                file("staticfiles.json", Class::Manifest, 9, Some(css)),
+            ]
+        };
+        let p = plan(&build("a", files("s1")), &Remote::default(), &cdn, t(0));
+        // Fingerprinted names never need purging; new unhashed ones may be cached 404s.
+        assert_eq!(p.purge, ["app.css", "logo.svg", "staticfiles.json"]);
+        assert_eq!(
+            p.ledger.purge, p.purge,
+            "recorded as pending with the release"
+        );
+        // That purge failed (the ledger still lists it): the next deploy purges it with its own.
+        let remote = applied(&p, Remote::default(), t(0));
+        let p2 = plan(&build("b", files("s2")), &remote, &cdn, t(10));
+        assert_eq!(p2.purge, ["app.css", "logo.svg", "staticfiles.json"]);
+        // It succeeded: only what changed since.
+        let mut remote = applied(&p, Remote::default(), t(0));
+        remote.ledger.purge.clear();
+        let p3 = plan(&build("b", files("s2")), &remote, &cdn, t(10));
+        assert_eq!(p3.purge, ["app.css", "staticfiles.json"]);
+        // Without a CDN nothing is purged, nor kept pending.
+        let p4 = plan(
+            &build("b", files("s2")),
+            &applied(&p, Remote::default(), t(0)),
+            &SETTINGS,
+            t(10),
+        );
+        assert!(p4.purge.is_empty() && p4.ledger.purge.is_empty());
+    }
+
+    #[test]
+    fn cors_origins_are_set_when_they_change_and_removed_when_emptied() {
+        let b = build("a", vec![file("app.1111.css", Class::Hashed, 5, None)]);
+        let cors = Settings {
+            cors_origins: vec!["https://www.example.com".to_owned()],
+            ..SETTINGS
+        };
+        let p = plan(&b, &Remote::default(), &cors, t(0));
+        assert_eq!(p.cors.as_deref(), Some(&cors.cors_origins[..]));
+        let remote = applied(&p, Remote::default(), t(0));
+        let same = plan(&b, &remote, &cors, t(10));
+        assert!(same.cors.is_none() && !same.ledger_changed);
+        let removed = plan(&b, &remote, &SETTINGS, t(20));
+        assert_eq!(removed.cors, Some(Vec::new()));
+        assert!(removed.ledger_changed);
+    }
+
+    #[test]
     fn nothing_changed_plans_nothing_and_keeps_the_ledger() {
         let b = build(
             "a",
@@ -427,9 +519,9 @@ mod tests {
                 file("manifest.json", Class::Manifest, 9, Some("m")),
             ],
         );
-        let p = plan(&b, &Remote::default(), SETTINGS, t(0));
+        let p = plan(&b, &Remote::default(), &SETTINGS, t(0));
         let remote = applied(&p, Remote::default(), t(0));
-        let again = plan(&b, &remote, SETTINGS, t(60));
+        let again = plan(&b, &remote, &SETTINGS, t(60));
         assert!(again.uploads.is_empty() && again.deletes.is_empty());
         assert_eq!(again.unchanged, 2);
         assert!(!again.ledger_changed, "a no-op deploy writes nothing");
@@ -445,7 +537,7 @@ mod tests {
                 file("y.2222.css", Class::Hashed, 5, None),
             ],
         );
-        let p = plan(&b, &Remote::default(), SETTINGS, t(0));
+        let p = plan(&b, &Remote::default(), &SETTINGS, t(0));
         let mut remote = applied(&p, Remote::default(), t(0));
         // Someone replaced y in the bucket.
         remote.objects.get_mut("y.2222.css").unwrap().etag = Some("\"other\"".into());
@@ -458,7 +550,7 @@ mod tests {
             ],
         );
         b2.files[1].headers = headers("public, max-age=10");
-        let p2 = plan(&b2, &remote, SETTINGS, t(10));
+        let p2 = plan(&b2, &remote, &SETTINGS, t(10));
         let reasons: Vec<(&str, Reason)> = p2
             .uploads
             .iter()
@@ -517,7 +609,7 @@ mod tests {
                 headers: headers(IMMUTABLE),
             },
         );
-        let p = plan(&b, &remote, SETTINGS, t(5));
+        let p = plan(&b, &remote, &SETTINGS, t(5));
         assert_eq!(paths(&p), ["foreign.3333.css", "other.2222.css"]);
         assert_eq!(p.ledger.objects["same.1111.css"].sha256, "h1");
     }
@@ -536,7 +628,7 @@ mod tests {
                     file("manifest.json", Class::Manifest, 9, Some(v)),
                 ],
             );
-            let p = plan(&b, &remote, SETTINGS, t(100 * i as u64));
+            let p = plan(&b, &remote, &SETTINGS, t(100 * i as u64));
             remote = applied(&p, remote, t(100 * i as u64));
             plans.push(p);
         }
@@ -563,16 +655,16 @@ mod tests {
                 file("manifest.json", Class::Manifest, 9, Some("d")),
             ],
         );
-        let p = plan(&b, &remote, graced, t(300));
+        let p = plan(&b, &remote, &graced, t(300));
         assert!(p.deletes.is_empty(), "{:?}", p.deletes);
         assert!(p.ledger.objects.contains_key("app.b.css"));
         let remote = applied(&p, remote, t(300));
-        let p = plan(&b, &remote, graced, t(300 + 3600));
+        let p = plan(&b, &remote, &graced, t(300 + 3600));
         let deleted: Vec<&str> = p.deletes.iter().map(|d| d.path.as_str()).collect();
         // b left the kept releases at t(300) and is past the grace now; release c (still kept)
         // has the logo and app.c.css. (Counting from when b left the *current* release, t(200),
         // would have deleted it at t(3800) already.)
-        let early = plan(&b, &remote, graced, t(200 + 3600));
+        let early = plan(&b, &remote, &graced, t(200 + 3600));
         assert!(early.deletes.is_empty(), "{:?}", early.deletes);
         assert_eq!(deleted, ["app.b.css"]);
         assert!(p.ledger.objects.contains_key("logo.1111.png"));
@@ -591,7 +683,7 @@ mod tests {
             )
         };
         for (i, v) in ["a", "b", "a"].iter().enumerate() {
-            let p = plan(&make(v), &remote, SETTINGS, t(i as u64));
+            let p = plan(&make(v), &remote, &SETTINGS, t(i as u64));
             remote = applied(&p, remote, t(i as u64));
         }
         let ids: Vec<&str> = remote.ledger.releases.iter().map(|r| &r.id[..1]).collect();

@@ -10,7 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kiln_core::config::DeployConfig;
-use object_store::aws::{AmazonS3Builder, Checksum, S3ConditionalPut};
+use object_store::aws::{
+    AmazonS3Builder, AwsAuthorizer, AwsCredentialProvider, Checksum, S3ConditionalPut,
+};
+use object_store::client::HttpRequestBody;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::DeployError;
@@ -24,6 +27,8 @@ pub struct Target {
     pub prefix: String,
     /// The endpoint, if not AWS.
     pub endpoint: Option<String>,
+    /// The region requests are signed for.
+    pub region: String,
 }
 
 impl std::fmt::Display for Target {
@@ -37,11 +42,13 @@ impl std::fmt::Display for Target {
 }
 
 /// The environment variables whose values are secrets.
-const SECRET_VARS: [&str; 4] = [
+const SECRET_VARS: [&str; 6] = [
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_ACCESS_KEY_ID",
     "AWS_TOKEN",
+    crate::cdn::CLOUDFLARE_TOKEN,
+    crate::cdn::FASTLY_TOKEN,
 ];
 
 /// `text` with every credential of the environment replaced by `***`.
@@ -57,8 +64,19 @@ pub fn redact(text: &str) -> String {
     text
 }
 
+/// The bucket's client, and the credentials it signs with (also used for the bucket's CORS
+/// rules and CloudFront).
+pub struct Connection {
+    /// The object store.
+    pub store: Arc<dyn ObjectStore>,
+    /// Where.
+    pub target: Target,
+    /// The credentials.
+    pub credentials: AwsCredentialProvider,
+}
+
 /// Builds the client for `deploy`.
-pub fn connect(deploy: &DeployConfig) -> Result<(Arc<dyn ObjectStore>, Target), DeployError> {
+pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
     let bucket = deploy.bucket.clone().ok_or_else(|| DeployError::Config {
         key: "deploy.bucket".to_owned(),
         message: "kiln deploy needs a bucket: set `[deploy] bucket` in kiln.toml".to_owned(),
@@ -111,19 +129,136 @@ pub fn connect(deploy: &DeployConfig) -> Result<(Arc<dyn ObjectStore>, Target), 
     if let Some(e) = &endpoint {
         builder = builder.with_endpoint(e);
     }
-    if let Some(region) = deploy.region.clone().or_else(|| var("AWS_REGION")) {
-        builder = builder.with_region(region);
-    }
+    let region = deploy
+        .region
+        .clone()
+        .or_else(|| var("AWS_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    builder = builder.with_region(&region);
     let target = Target {
         bucket,
         prefix: deploy.key_prefix(),
         endpoint,
+        region,
     };
     let store = builder.build().map_err(|e| DeployError::Config {
         key: "deploy".to_owned(),
         message: redact(&e.to_string()),
     })?;
-    Ok((Arc::new(store), target))
+    let credentials = store.credentials().clone();
+    Ok(Connection {
+        store: Arc::new(store),
+        target,
+        credentials,
+    })
+}
+
+/// The HTTP client for what `object_store` does not do (bucket CORS, CDN APIs, `kiln verify`).
+pub fn http_client() -> Result<reqwest::Client, DeployError> {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| DeployError::Internal(e.to_string()))
+}
+
+/// The bucket's CORS rules for `origins`: `GET` and `HEAD` from them, any request header, the
+/// preflight cached for an hour.
+pub fn cors_xml(origins: &[String]) -> String {
+    let allowed: String = origins
+        .iter()
+        .map(|o| format!("<AllowedOrigin>{o}</AllowedOrigin>"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <CORSConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><CORSRule>\
+         <ID>kiln</ID>{allowed}<AllowedMethod>GET</AllowedMethod><AllowedMethod>HEAD</AllowedMethod>\
+         <AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>\
+         <ExposeHeader>Content-Length</ExposeHeader><MaxAgeSeconds>3600</MaxAgeSeconds>\
+         </CORSRule></CORSConfiguration>"
+    )
+}
+
+/// Sets the bucket's CORS rules to allow `origins` (`PutBucketCors`), or removes them when
+/// `origins` is empty (`DeleteBucketCors`). `object_store` has no bucket-level calls, so this is
+/// one request signed with its SigV4 signer.
+pub async fn set_cors(
+    client: &reqwest::Client,
+    target: &Target,
+    credentials: &AwsCredentialProvider,
+    origins: &[String],
+) -> Result<(), DeployError> {
+    let base = match &target.endpoint {
+        Some(e) => format!("{e}/{}", target.bucket),
+        None => format!(
+            "https://s3.{}.amazonaws.com/{}",
+            target.region, target.bucket
+        ),
+    };
+    let url = format!("{base}?cors");
+    let (method, body) = if origins.is_empty() {
+        ("DELETE", Vec::new())
+    } else {
+        ("PUT", cors_xml(origins).into_bytes())
+    };
+    let fail = |message: String| DeployError::Storage {
+        target: target.to_string(),
+        action: "set the CORS rules of".to_owned(),
+        key: target.bucket.clone(),
+        message,
+    };
+    let credential = credentials
+        .get_credential()
+        .await
+        .map_err(|_| DeployError::Credentials("no AWS credentials".to_owned()))?;
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .body(HttpRequestBody::from(body.clone()))
+        .map_err(|e| DeployError::Internal(e.to_string()))?;
+    if !body.is_empty() {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        let md5 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(&body));
+        let headers = request.headers_mut();
+        headers.insert(
+            "content-md5",
+            md5.parse().expect("base64 is a header value"),
+        );
+        headers.insert(
+            "content-type",
+            http::HeaderValue::from_static("application/xml"),
+        );
+    }
+    AwsAuthorizer::new(&credential, "s3", &target.region)
+        .try_authorize(&mut request, None)
+        .map_err(|_| DeployError::Internal("signing failed".to_owned()))?;
+    let response = client
+        .request(request.method().clone(), &url)
+        .headers(request.headers().clone())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| DeployError::Unreachable {
+            target: target.to_string(),
+            detail: crate::cdn::connect_detail(&e),
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = response.text().await.unwrap_or_default();
+    match s3_code(&text).as_deref() {
+        Some("AccessDenied") => Err(fail(
+            "access denied: the credentials need s3:PutBucketCORS (or remove \
+             `[deploy] cors_origins` and set the header at the CDN)"
+                .to_owned(),
+        )),
+        Some("NoSuchCORSConfiguration") if origins.is_empty() => Ok(()),
+        Some(code) => Err(fail(code.to_owned())),
+        None => Err(fail(format!("HTTP {status}"))),
+    }
 }
 
 /// What went wrong talking to the store, classified from an `object_store` error.
