@@ -132,7 +132,7 @@ fn plan_lines(outcome: &Outcome) -> Vec<String> {
         }))
         .chain(outcome.purge.iter().flat_map(|p| {
             let how = if p.wildcard {
-                format!(" (one wildcard purge: more than max_paths)")
+                " (one wildcard purge: more than max_paths)".to_owned()
             } else {
                 String::new()
             };

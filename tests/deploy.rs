@@ -1257,3 +1257,158 @@ fn cloudfront_invalidations_reach_moto_and_deploy_verify_waits_for_them() {
     assert!(!text(&o).contains(SECRET_KEY));
     drop(server);
 }
+
+/// Runs `examples/site/app.py` (Flask) on `port` with the pages' manifests from `out`, and loads
+/// `url` in headless Chromium with `tests/e2e/browser.mjs`; returns whether the page passed and
+/// its report. None when the tools are not installed.
+fn browse(out: &Path, port: u16, url: &str) -> (bool, serde_json::Value) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = common::e2e_dir().join("venv/bin/python");
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Server(
+        Command::new(&python)
+            .arg(root.join("examples/site/app.py"))
+            .arg(port.to_string())
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the Flask app did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // browser.mjs imports playwright-core: run it from the folder that has it installed.
+    let runner = common::e2e_dir().join("node/browser.mjs");
+    std::fs::copy(root.join("tests/e2e/browser.mjs"), &runner).unwrap();
+    let o = Command::new("node").arg(&runner).arg(url).output().unwrap();
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{}", text(&o)));
+    (o.status.success(), report)
+}
+
+#[test]
+fn chromium_loads_a_page_whose_files_come_from_the_edge_on_another_origin_with_cors_and_sri() {
+    let Some(s3) = S3::shared() else { return };
+    let Some(varnishd) = varnishd() else { return };
+    let browser_tools = [
+        (
+            common::e2e_dir().join("venv/bin/python"),
+            "Flask (the e2e venv)",
+        ),
+        (
+            common::e2e_dir().join("node/node_modules/playwright-core"),
+            "playwright-core",
+        ),
+        (PathBuf::from("/usr/bin/chromium"), "chromium"),
+    ];
+    if browser_tools
+        .into_iter()
+        .any(|(path, what)| common::tool(path, what).is_none())
+    {
+        return;
+    }
+    let _serial = S3::lock();
+    let bucket = "kiln-browser";
+    // With AVIF and WebP variants: the page has a <picture>.
+    let site = Site::with_images(s3, bucket, "", "");
+    let edge = Edge::start(&varnishd, s3.port, bucket);
+    let port = common::edge::free_port();
+    // Two origins on loopback: Chromium resolves *.localhost itself.
+    let page = format!("http://www.localhost:{port}");
+    let static_host = format!("http://static.localhost:{}", edge.port);
+    *site.public_url.borrow_mut() = format!("{static_host}/static/");
+    let configure = |cors: bool| {
+        let origins = if cors {
+            format!("\"{page}\"")
+        } else {
+            String::new()
+        };
+        site.configure(
+            &s3.endpoint(),
+            &format!(
+                "cors_origins = [{origins}]\n{}",
+                http_purge(&edge, true, 100)
+            ),
+            "",
+        );
+    };
+    configure(true);
+    site.build();
+    assert!(site.deploy(&[]).status.success());
+
+    let (ok, report) = browse(&site.out(), port, &format!("{page}/"));
+    assert!(ok, "{report:#}");
+    let responses = report["responses"].as_array().unwrap();
+    let from_edge: Vec<&str> = responses
+        .iter()
+        .map(|r| r["url"].as_str().unwrap())
+        .filter(|u| u.starts_with(&static_host))
+        .collect();
+    for needle in [
+        "/css/app.",
+        "/fonts/example.",
+        "/js/main.",
+        "/js/lib/greet.",
+        "/js/lazy.",
+        ".avif",
+    ] {
+        assert!(
+            from_edge.iter().any(|u| u.contains(needle)),
+            "{needle} did not come from the edge: {report:#}"
+        );
+    }
+    // The stylesheet and the entry module carry integrity + crossorigin.
+    let sri = report["sri"].as_array().unwrap();
+    assert_eq!(sri.len(), 2, "{report:#}");
+    for tag in sri {
+        assert!(
+            tag["integrity"].as_str().unwrap().starts_with("sha384-"),
+            "{tag}"
+        );
+        assert_eq!(tag["crossOrigin"], "anonymous", "{tag}");
+    }
+
+    // CORS off (kiln removes the bucket's rules; the edge drops what it cached): the font and
+    // the modules are blocked on the page's origin.
+    configure(false);
+    assert!(site.deploy(&[]).status.success());
+    edge.purge("/static/*");
+    let (ok, report) = browse(&site.out(), port, &format!("{page}/"));
+    assert!(!ok, "the page passed without CORS: {report:#}");
+    let failures = report["failures"].to_string();
+    assert!(
+        failures.contains("blocked by CORS policy") && failures.contains("/js/main."),
+        "{report:#}"
+    );
+
+    // CORS on again, and one byte of the deployed CSS changed at the origin (and purged): the
+    // browser refuses the stylesheet (SRI).
+    configure(true);
+    assert!(site.deploy(&[]).status.success());
+    edge.purge("/static/*");
+    let css = common::names(&site.out())["css/app.css"].clone();
+    let mut bytes = std::fs::read(site.out().join(&css)).unwrap();
+    let at = bytes.iter().position(|b| *b == b'}').unwrap();
+    bytes.insert(at, b';');
+    s3.put_foreign(bucket, &format!("static/{css}"), &bytes);
+    edge.purge(&format!("/static/{css}"));
+    let (ok, report) = browse(&site.out(), port, &format!("{page}/"));
+    assert!(!ok, "the page passed with altered CSS: {report:#}");
+    let failures = report["failures"].to_string();
+    assert!(
+        failures.contains("Failed to find a valid digest in the 'integrity' attribute")
+            && failures.contains(&css),
+        "{report:#}"
+    );
+}

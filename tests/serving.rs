@@ -417,7 +417,10 @@ fn chromium_loads_the_example_page_with_every_request_succeeding() {
         let main = o.join(&names(o)["js/main.js"]);
         let code = std::fs::read_to_string(&main).unwrap();
         let greet = regex_free_replace(&code, "./lib/greet.", ".js", "./lib/greet.js");
-        std::fs::write(&main, greet).unwrap();
+        std::fs::write(&main, &greet).unwrap();
+        // The page checks main.js's integrity: give the edited file its own, so what fails is
+        // the import, not SRI.
+        set_integrity(o, "js/main.js", greet.as_bytes());
         for sibling in ["br", "gz"] {
             let _ = std::fs::remove_file(format!("{}.{sibling}", main.display()));
         }
@@ -428,6 +431,20 @@ fn chromium_loads_the_example_page_with_every_request_succeeding() {
         report["failures"].to_string().contains("lib/greet.js"),
         "{report:#}"
     );
+}
+
+/// Sets the `integrity` of `logical` in kiln's manifest in `out` to that of `bytes`.
+fn set_integrity(out: &Path, logical: &str, bytes: &[u8]) {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let path = out.join("manifest.json");
+    let mut m = json(&path);
+    m["assets"][logical]["integrity"] = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+    .into();
+    std::fs::write(&path, serde_json::to_vec(&m).unwrap()).unwrap();
 }
 
 /// Replaces the first `prefix...suffix` span in `s` with `with`.

@@ -270,12 +270,13 @@ pub struct Purger {
 }
 
 impl Purger {
-    /// A purger for `cdn`; `aws` signs CloudFront's requests. Fails if the provider's token is
-    /// not in the environment.
+    /// A purger for `cdn`; `aws` signs CloudFront's requests. With `needs_token`, fails if the
+    /// provider's token is not in the environment (a dry run sends nothing, so needs none).
     pub fn new(
         cdn: &CdnConfig,
         client: reqwest::Client,
         aws: Option<AwsCredentialProvider>,
+        needs_token: bool,
     ) -> Result<Self, DeployError> {
         let missing = |var: &str| {
             DeployError::Credentials(format!(
@@ -285,10 +286,10 @@ impl Purger {
             ))
         };
         match cdn.provider {
-            CdnProvider::Cloudflare if token(CLOUDFLARE_TOKEN).is_none() => {
+            CdnProvider::Cloudflare if needs_token && token(CLOUDFLARE_TOKEN).is_none() => {
                 return Err(missing(CLOUDFLARE_TOKEN));
             }
-            CdnProvider::Fastly if token(FASTLY_TOKEN).is_none() => {
+            CdnProvider::Fastly if needs_token && token(FASTLY_TOKEN).is_none() => {
                 return Err(missing(FASTLY_TOKEN));
             }
             _ => {}
@@ -485,12 +486,10 @@ impl Purger {
                     break;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return Err(DeployError::Purge {
-                        provider: "cloudfront".to_owned(),
-                        detail: format!(
-                            "invalidation {inv} is still {status} after {}s",
-                            limit.as_secs()
-                        ),
+                    return Err(DeployError::Pending {
+                        provider: "CloudFront".to_owned(),
+                        what: format!("invalidation {inv} as {status}"),
+                        secs: limit.as_secs(),
                     });
                 }
                 tokio::time::sleep(Duration::from_secs(5)).await;

@@ -247,6 +247,19 @@ pub enum DeployError {
         /// Why.
         detail: String,
     },
+    /// Deployed and purged, but the CDN did not finish invalidating in time to verify.
+    #[error(
+        "deployed and purged, but {provider} still reports {what} after {secs}s: run \
+         `kiln verify` once it has completed"
+    )]
+    Pending {
+        /// The provider.
+        provider: String,
+        /// What is still in progress.
+        what: String,
+        /// How long kiln waited.
+        secs: u64,
+    },
     /// A bug or a runtime failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -291,11 +304,16 @@ pub fn deploy(
     let connection = store::connect(&config.deploy)?;
     let client = store::http_client()?;
     let purger = match &config.deploy.cdn {
-        Some(cdn) if cdn.purge => Some(cdn::Purger::new(
-            cdn,
-            client.clone(),
-            Some(connection.credentials.clone()),
-        )?),
+        Some(cdn) if cdn.purge => {
+            // A public_url the provider cannot purge is refused before anything changes.
+            cdn::calls(cdn, &config.public_url, &[], "check")?;
+            Some(cdn::Purger::new(
+                cdn,
+                client.clone(),
+                Some(connection.credentials.clone()),
+                !options.dry_run,
+            )?)
+        }
         _ => None,
     };
     let services = Services {

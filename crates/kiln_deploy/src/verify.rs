@@ -9,7 +9,7 @@
 //! random sample is checked, or all of them with `--all`.
 
 use std::collections::BTreeSet;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -137,11 +137,7 @@ pub fn expectations(
     let keyed = std::collections::hash_map::RandomState::new();
     let mut rest: Vec<(u64, &LocalFile)> = rest
         .into_iter()
-        .map(|f| {
-            let mut h = keyed.build_hasher();
-            f.path.hash(&mut h);
-            (h.finish(), f)
-        })
+        .map(|f| (keyed.hash_one(&f.path), f))
         .collect();
     rest.sort_by_key(|(k, _)| *k);
     chosen.extend(rest.into_iter().take(options.sample).map(|(_, f)| f));
