@@ -86,9 +86,7 @@ def create_app(static_dir=STATIC):
             return ", ".join(f"{base}{file} {w}w" for w, file in sorted(set(widths)))
 
         sources = [
-            Markup('<source type="{}" srcset="{}" sizes="{}">').format(
-                t, srcset(t), sizes
-            )
+            Markup('<source type="{}" srcset="{}" sizes="{}">').format(t, srcset(t), sizes)
             for t in ("image/avif", "image/webp")
             if srcset(t)
         ]
@@ -113,9 +111,5 @@ def create_app(static_dir=STATIC):
 
 if __name__ == "__main__":
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8000
-    static_dir = (
-        os.path.abspath(sys.argv[2])
-        if len(sys.argv) > 2
-        else os.path.join(HERE, "static")
-    )
+    static_dir = os.path.abspath(sys.argv[2]) if len(sys.argv) > 2 else os.path.join(HERE, "static")
     create_app(static_dir).run(host="127.0.0.1", port=port)

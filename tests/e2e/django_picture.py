@@ -12,9 +12,7 @@ import django
 from django.conf import settings
 
 out, doc = sys.argv[1], Path(sys.argv[2]).read_text()
-code = re.search(
-    r"```python\n# yourapp/templatetags/kiln.py\n(.*?)```", doc, re.DOTALL
-).group(1)
+code = re.search(r"```python\n# yourapp/templatetags/kiln.py\n(.*?)```", doc, re.DOTALL).group(1)
 modules = Path(tempfile.mkdtemp())
 (modules / "kiln_picture_tag.py").write_text(code)
 sys.path.insert(0, str(modules))
@@ -25,9 +23,7 @@ settings.configure(
     STATIC_URL="/static/",
     STATIC_ROOT=out,
     STORAGES={
-        "staticfiles": {
-            "BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
-        }
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"}
     },
     TEMPLATES=[
         {

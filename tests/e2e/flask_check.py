@@ -25,9 +25,7 @@ def app_with(**config):
 app = app_with()
 with app.test_request_context():
     url = app.jinja_env.globals["static_url_for"]("static", filename=logical)
-assert url == "/static/" + expected, (
-    f"static_url_for gave {url!r}, expected /static/{expected}"
-)
+assert url == "/static/" + expected, f"static_url_for gave {url!r}, expected /static/{expected}"
 
 cdn_app = app_with(FLASK_STATIC_DIGEST_HOST_URL="https://cdn.example.com")
 with cdn_app.test_request_context():
@@ -41,9 +39,7 @@ app.wsgi_app = WhiteNoise(
     prefix="static/",
     immutable_file_test=lambda p, u: bool(hashed.search(u)),
 )
-response = app.test_client().get(
-    "/static/" + expected, headers={"Accept-Encoding": "br"}
-)
+response = app.test_client().get("/static/" + expected, headers={"Accept-Encoding": "br"})
 assert response.status_code == 200, f"GET: {response.status_code}"
 cache = response.headers.get("Cache-Control")
 assert cache == "max-age=315360000, public, immutable", f"Cache-Control: {cache!r}"

@@ -400,23 +400,10 @@ impl Purger {
                 headers.insert("fastly-key", secret(&token)?);
             }
             CdnProvider::Cloudfront => {
-                let provider = self.aws.as_ref().ok_or_else(|| {
-                    Failure::Refused("no AWS credentials to sign the invalidation".to_owned())
-                })?;
-                let credential = provider
-                    .get_credential()
+                headers = self
+                    .signed(&method, &call.url, headers, body.clone())
                     .await
-                    .map_err(|_| Failure::Refused("no AWS credentials".to_owned()))?;
-                let mut request = http::Request::builder()
-                    .method(method.clone())
-                    .uri(&call.url)
-                    .body(HttpRequestBody::from(body.clone()))
-                    .map_err(|e| Failure::Refused(e.to_string()))?;
-                *request.headers_mut() = headers.clone();
-                AwsAuthorizer::new(&credential, "cloudfront", "us-east-1")
-                    .try_authorize(&mut request, None)
-                    .map_err(|_| Failure::Refused("signing failed".to_owned()))?;
-                headers = request.headers().clone();
+                    .map_err(Failure::Refused)?;
             }
             CdnProvider::HttpPurge => {}
         }
@@ -498,32 +485,53 @@ impl Purger {
         Ok(())
     }
 
-    async fn status_of(&self, call: &Call) -> Result<String, DeployError> {
-        // The GET is signed like the POST; its answer's <Status> is what matters.
-        let provider = self.aws.as_ref().ok_or_else(|| DeployError::Purge {
-            provider: "cloudfront".to_owned(),
-            detail: "no AWS credentials".to_owned(),
-        })?;
+    /// `headers` plus the SigV4 headers that sign this CloudFront request.
+    async fn signed(
+        &self,
+        method: &reqwest::Method,
+        url: &str,
+        headers: reqwest::header::HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::header::HeaderMap, String> {
+        let provider = self
+            .aws
+            .as_ref()
+            .ok_or_else(|| "no AWS credentials to sign the request".to_owned())?;
         let credential = provider
             .get_credential()
             .await
-            .map_err(|_| DeployError::Credentials("no AWS credentials".to_owned()))?;
+            .map_err(|_| "no AWS credentials".to_owned())?;
         let mut request = http::Request::builder()
-            .method("GET")
-            .uri(&call.url)
-            .body(HttpRequestBody::empty())
-            .map_err(|e| DeployError::Internal(e.to_string()))?;
+            .method(method.clone())
+            .uri(url)
+            .body(HttpRequestBody::from(body))
+            .map_err(|e| e.to_string())?;
+        *request.headers_mut() = headers;
         AwsAuthorizer::new(&credential, "cloudfront", "us-east-1")
             .try_authorize(&mut request, None)
-            .map_err(|_| DeployError::Internal("signing failed".to_owned()))?;
+            .map_err(|_| "signing failed".to_owned())?;
+        Ok(request.headers().clone())
+    }
+
+    async fn status_of(&self, call: &Call) -> Result<String, DeployError> {
+        // The GET is signed like the POST; its answer's <Status> is what matters.
         let fail = |detail: String| DeployError::Purge {
             provider: "cloudfront".to_owned(),
             detail,
         };
+        let headers = self
+            .signed(
+                &reqwest::Method::GET,
+                &call.url,
+                reqwest::header::HeaderMap::new(),
+                Bytes::new(),
+            )
+            .await
+            .map_err(fail)?;
         let response = self
             .client
             .get(&call.url)
-            .headers(request.headers().clone())
+            .headers(headers)
             .send()
             .await
             .map_err(|e| fail(connect_detail(&e)))?;

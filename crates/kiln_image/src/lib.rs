@@ -8,8 +8,10 @@
 //!   than the input;
 //! - it is decoded once (EXIF orientation applied first, so every variant is upright) and
 //!   written at each configured width below its own (never upscaled) in its own format, and at
-//!   every width, its own included, in each configured modern format (AVIF, WebP) when that is
-//!   smaller than its own format at that width. Variants are named `photo-480w.jpg`,
+//!   every width, its own included, in each configured modern format (AVIF, WebP). A modern
+//!   format is kept for the whole image or dropped for the whole image: kept when it exists at
+//!   every width and its files are smaller in total than the own format's, so a `<picture>`
+//!   offers each format at the same widths. Variants are named `photo-480w.jpg`,
 //!   `photo-480w.avif`, `photo.avif` next to the source, and are fingerprinted, emitted and listed
 //!   in the manifests like any other file ([`TransformOutput::variants`]);
 //! - its manifest entry gets its width, height, variants and a ThumbHash placeholder.
@@ -291,11 +293,13 @@ impl ImageTransformer {
             .map(Some)
             .chain([None])
             .collect();
-        let per_width: Vec<Result<Vec<Variant>, ImageError>> = widths
+        // Every width in the image's own format, and each modern format at every width; then a
+        // modern format is kept for the whole image or not at all (see below).
+        let per_width: Vec<Result<Width, ImageError>> = widths
             .par_iter()
             .map(|&width| {
                 let resized;
-                let (px, base_len, mut made) = match width {
+                let (px, base_len, own) = match width {
                     Some(w) => {
                         resized = encode::resize(&full, w, encode::scaled_height(&full, w))?;
                         let base = if png {
@@ -311,10 +315,11 @@ impl ImageTransformer {
                             height: resized.height,
                             integrity: None,
                         };
-                        (&resized, len, vec![v])
+                        (&resized, len, Some(v))
                     }
-                    None => (&full, best.len(), Vec::new()),
+                    None => (&full, best.len(), None),
                 };
+                let mut modern_made = Vec::new();
                 for &format in modern {
                     let encoded = match format {
                         ImageFormat::Avif => encode::avif(px, settings.quality, settings.speed)?,
@@ -323,21 +328,51 @@ impl ImageTransformer {
                         }
                         _ => continue,
                     };
-                    if encoded.len() < base_len {
-                        made.push(Variant {
+                    modern_made.push((
+                        format,
+                        Variant {
                             logical: variant_name(logical, width, format.extension()),
                             bytes: encoded.into(),
                             width: px.width,
                             height: px.height,
                             integrity: None,
-                        });
-                    }
+                        },
+                    ));
                 }
-                Ok(made)
+                Ok(Width {
+                    own,
+                    base_len,
+                    modern: modern_made,
+                })
             })
             .collect();
-        for made in per_width {
-            out.variants.extend(made?);
+        let per_width: Vec<Width> = per_width.into_iter().collect::<Result<_, _>>()?;
+        // A `<picture>` offers each format with one `srcset`: a format missing at some width
+        // would make a browser that picks it download a larger file than it needs. So a modern
+        // format is offered at every width or not at all: only when it exists at every width and
+        // is smaller than the image's own format in total.
+        let own_total: usize = per_width.iter().map(|w| w.base_len).sum();
+        let kept: Vec<ImageFormat> = modern
+            .iter()
+            .copied()
+            .filter(|&format| {
+                let sizes: Vec<usize> = per_width
+                    .iter()
+                    .filter_map(|w| w.modern.iter().find(|(f, _)| *f == format))
+                    .map(|(_, v)| v.bytes.len())
+                    .collect();
+                sizes.len() == per_width.len() && sizes.iter().sum::<usize>() < own_total
+            })
+            .collect();
+        // Smallest width first; at each, the own format, then the modern ones in config order.
+        for w in per_width {
+            out.variants.extend(w.own);
+            out.variants.extend(
+                w.modern
+                    .into_iter()
+                    .filter(|(f, _)| kept.contains(f))
+                    .map(|(_, v)| v),
+            );
         }
         out.image = Some(ImageInfo {
             width: full.width,
@@ -352,6 +387,14 @@ impl ImageTransformer {
         out.bytes = best;
         Ok(out)
     }
+}
+
+/// What one width of an image produced: its own format's variant (none at full size, which is
+/// the file itself), that format's size there, and the modern formats' encodings.
+struct Width {
+    own: Option<Variant>,
+    base_len: usize,
+    modern: Vec<(ImageFormat, Variant)>,
 }
 
 /// Replaces `best` with `candidate` when that is smaller.
