@@ -47,28 +47,10 @@ def kiln_preload(logical: str, **attrs: Any) -> Markup:
     return Markup(_runtime.preload(logical, **attrs))
 
 
-def kiln_picture(
-    logical: str,
-    alt: str,
-    sizes: str | None = None,
-    loading: str | None = "lazy",
-    decoding: str | None = "async",
-    fetchpriority: str | None = None,
-    placeholder: bool = False,
-    **attrs: Any,
-) -> Markup:
-    return Markup(
-        _runtime.picture(
-            logical,
-            alt,
-            sizes=sizes,
-            loading=loading,
-            decoding=decoding,
-            fetchpriority=fetchpriority,
-            placeholder=placeholder,
-            **attrs,
-        )
-    )
+def kiln_picture(logical: str, alt: str, **kwargs: Any) -> Markup:
+    """``<picture>``: the same keywords as :func:`kiln.picture` (``sizes``, ``loading``,
+    ``decoding``, ``fetchpriority``, ``placeholder``, extra attributes)."""
+    return Markup(_runtime.picture(logical, alt, **kwargs))
 
 
 def kiln_importmap(**attrs: Any) -> Markup:
