@@ -58,8 +58,23 @@ def _candidates() -> list[str]:
     folders = [sysconfig.get_path("scripts")]
     with contextlib.suppress(KeyError):  # no user scheme on this platform
         folders.append(sysconfig.get_path("scripts", _user_scheme()))
+    packages = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     # `pip install --target DIR` puts scripts in DIR/bin, beside the package.
-    folders.append(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bin"))
+    folders.append(os.path.join(packages, "bin"))
+    # `pip install --prefix P`: the package in P/lib/pythonX.Y/site-packages (P/Lib/site-packages
+    # on Windows), the scripts in P/bin (P/Scripts).
+    if os.path.basename(packages).lower() in ("site-packages", "dist-packages"):
+        if sys.platform == "win32":
+            folders.append(os.path.join(os.path.dirname(os.path.dirname(packages)), "Scripts"))
+        else:
+            folders.append(
+                os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(packages))), "bin")
+            )
+    # The base interpreter's, for a virtual environment that sees its packages
+    # (--system-site-packages).
+    if sys.base_prefix != sys.prefix:
+        base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+        folders.append(sysconfig.get_path("scripts", vars=base))
     folders.append(os.path.dirname(os.path.abspath(sys.executable)))
     seen: list[str] = []
     for folder in folders:
@@ -74,8 +89,10 @@ def find_bin() -> str:
 
     ``KILN_BIN`` (a path, or a command name looked up on ``PATH``) wins when set; otherwise the
     executable the ``kiln-assets`` wheel installed: in this environment's scripts folder, the user
-    scheme's (``pip install --user``), ``pip install --target``'s ``bin`` folder, or beside
-    ``sys.executable``. Raises :class:`FileNotFoundError` naming every place it looked.
+    scheme's (``pip install --user``), ``pip install --target``'s ``bin`` folder, that of the
+    prefix the package is installed under (``pip install --prefix``), the base interpreter's
+    (a virtual environment with ``--system-site-packages``), or beside ``sys.executable``.
+    Raises :class:`FileNotFoundError` naming every place it looked.
     """
     env = os.environ.get("KILN_BIN")
     if env:

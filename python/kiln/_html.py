@@ -5,7 +5,9 @@ Django and Flask integrations mark it safe). Attribute values are escaped; extra
 arguments become attributes: ``data_x="1"`` renders ``data-x="1"`` (a trailing ``_`` is dropped,
 so ``class_="hero"`` renders ``class="hero"``), ``True`` a bare attribute, and ``None`` or
 ``False`` nothing, which also removes a default (``crossorigin=None``). A value with an
-``__html__`` method (``markupsafe.Markup``, Django's ``SafeString``) is taken as already escaped.
+``__html__`` method (``markupsafe.Markup``, Django's ``SafeString``) is taken as already escaped,
+except for ``"``, which would end the attribute (Django marks a template's string literals safe,
+so ``alt='The "A" team'`` arrives as one).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from ._manifest import Manifest
 __all__ = ["attributes", "css", "importmap", "js", "picture", "preload", "url"]
 
 _NAME = re.compile(r"[A-Za-z_:][-A-Za-z0-9_:.]*\Z")
+#: ``picture(loading=...)``'s default: ``"lazy"``, but none with ``fetchpriority="high"`` (the
+#: page's main image, which lazy loading would delay).
+LAZY_UNLESS_HIGH_PRIORITY: Any = object()
 _MODERN_FORMATS = ("image/avif", "image/webp")
 
 
@@ -35,7 +40,8 @@ def _attr_name(name: str) -> str:
 
 def _value(value: Any) -> str:
     if hasattr(value, "__html__"):
-        return str(value.__html__())
+        # Escaped HTML text may still hold a raw `"` (`&quot;` means the same in text).
+        return str(value.__html__()).replace('"', "&quot;")
     return html.escape(str(value), quote=True)
 
 
@@ -150,8 +156,10 @@ def preload(manifest: Manifest, logical: str, /, **attrs: Any) -> str:
     """``<link rel="preload">`` with ``as`` and ``type`` from the asset's content type.
 
     Fonts are always fetched in CORS mode (``crossorigin="anonymous"``); stylesheets and scripts
-    too, to match what :func:`css` and :func:`js` request; images are not. For a module graph
-    use :func:`js`, which preloads the modules with ``rel="modulepreload"``.
+    too, with their ``integrity``, to match what :func:`css` and :func:`js` request (a preload
+    whose integrity differs from the tag that uses it is not used, and the file is fetched
+    twice); images are not. For a module graph use :func:`js`, which preloads the modules with
+    ``rel="modulepreload"``.
     """
     entry = manifest.asset(logical)
     content_type = entry.get("content_type", "")
@@ -162,6 +170,7 @@ def preload(manifest: Manifest, logical: str, /, **attrs: Any) -> str:
         "as": as_,
         "type": content_type or None,
         "crossorigin": crossorigin,
+        "integrity": entry.get("integrity") if as_ in ("style", "script") else None,
     }
     merged = _merge(defaults, attrs)
     if as_ == "font" and not merged.get("crossorigin"):
@@ -190,7 +199,7 @@ def picture(
     /,
     alt: str,
     sizes: str | None = None,
-    loading: str | None = "lazy",
+    loading: str | None = LAZY_UNLESS_HIGH_PRIORITY,
     decoding: str | None = "async",
     fetchpriority: str | None = None,
     placeholder: bool = False,
@@ -200,12 +209,15 @@ def picture(
     ``<img>`` in the image's own format, each with a ``srcset`` of every width.
 
     ``alt`` is required (``""`` for a decorative image). ``sizes`` defaults to
-    ``(max-width: Wpx) 100vw, Wpx`` with the image's width. ``placeholder=True`` paints the
+    ``(max-width: Wpx) 100vw, Wpx`` with the image's width. ``loading`` defaults to ``"lazy"``,
+    or to none (eager) with ``fetchpriority="high"``. ``placeholder=True`` paints the
     image's ThumbHash as the ``<img>``'s background while it loads (an inline ``style``).
     Extra attributes go on the ``<img>``.
     """
     if not isinstance(alt, str):
         raise TypeError('picture() needs alt text: a string, "" for a decorative image')
+    if loading is LAZY_UNLESS_HIGH_PRIORITY:
+        loading = None if fetchpriority == "high" else "lazy"
     image = manifest.asset(logical)
     own = image.get("content_type", "")
     width, height = image.get("width"), image.get("height")

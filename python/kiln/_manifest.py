@@ -35,14 +35,19 @@ class UnknownAsset(LookupError):
 class _JsonFile:
     """A JSON file parsed once per version on disk (mtime, size, inode)."""
 
-    def __init__(self, path: Path, check: Callable[[Any, Path], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, check: Callable[[Any, Path], None] | None = None, reload: bool = True
+    ) -> None:
         self.path = path
         self._check = check
+        self._reload = reload
         self._lock = threading.Lock()
         self._key: tuple[int, int, int] | None = None
         self._value: Any = None
 
     def get(self) -> Any:
+        if not self._reload and self._key is not None:
+            return self._value
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -75,17 +80,20 @@ class Manifest:
     """kiln's ``manifest.json``: every asset's fingerprinted file, integrity, imports, variants.
 
     The file is re-read when it changes on disk (a later build), checked with one ``stat`` per
-    access. ``public_url`` overrides the manifest's own (Django passes ``STATIC_URL``).
+    access; with ``reload=False`` it is read once. ``public_url`` overrides the manifest's own
+    (Django passes ``STATIC_URL``).
     ``importmap.json`` is read from the same folder.
     """
 
-    def __init__(self, path: os.PathLike[str] | str, public_url: str | None = None) -> None:
+    def __init__(
+        self, path: os.PathLike[str] | str, public_url: str | None = None, reload: bool = True
+    ) -> None:
         self.path = Path(path)
         if public_url and not public_url.endswith("/"):
             public_url += "/"
         self._public_url = public_url
-        self._manifest = _JsonFile(self.path, _check_manifest)
-        self._importmap = _JsonFile(self.path.with_name("importmap.json"))
+        self._manifest = _JsonFile(self.path, _check_manifest, reload)
+        self._importmap = _JsonFile(self.path.with_name("importmap.json"), reload=reload)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"
@@ -123,9 +131,11 @@ class Manifest:
         return self.file_url(self.asset(logical)["file"])
 
     def importmap(self) -> dict[str, Any]:
-        """The content of ``importmap.json`` beside the manifest."""
+        """The content of ``importmap.json`` beside the manifest, its URLs moved from the public
+        URL of the build to the one :meth:`file_url` uses now (``public_url``, or a subclass's
+        own, e.g. a Flask app mounted under a prefix), so they match the other tags' URLs."""
         try:
-            return self._importmap.get()
+            data = self._importmap.get()
         except FileNotFoundError as e:
             raise FileNotFoundError(
                 errno.ENOENT,
@@ -133,3 +143,19 @@ class Manifest:
                 "[manifest] formats (or --manifest)",
                 e.filename,
             ) from None
+        built = self.data.get("public_url") or "/"
+        now = self.file_url("x")[:-1]
+        if now == built or not isinstance(data, dict):
+            return data
+        return {key: _rebase(value, built, now) for key, value in data.items()}
+
+
+def _rebase(value: Any, old: str, new: str) -> Any:
+    """``value`` with every string (key or value) starting with ``old`` starting with ``new``."""
+    if isinstance(value, str):
+        return new + value[len(old) :] if value.startswith(old) else value
+    if isinstance(value, dict):
+        return {_rebase(k, old, new): _rebase(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rebase(v, old, new) for v in value]
+    return value

@@ -252,6 +252,10 @@ def build_command(app: Flask, extra: tuple[str, ...] = ()) -> list[str]:
         app.static_folder,
         "--public-url",
         public_url,
+        # What this extension reads (cache_manifest.json, manifest.json, importmap.json),
+        # whatever `[manifest] formats` a kiln.toml sets.
+        "--manifest",
+        "kiln,flask,importmap",
     ]
     if app.config.get("KILN_CONFIG"):
         cmd += ["--config", os.fspath(app.config["KILN_CONFIG"])]

@@ -42,6 +42,22 @@ def test_find_bin_searches_the_scripts_folders() -> None:
     assert os.path.join(os.path.dirname(sys.executable), "kiln") in candidates
 
 
+def test_find_bin_looks_under_the_install_prefix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import sysconfig
+
+    exe = "kiln" + (sysconfig.get_config_var("EXE") or "")
+    if sys.platform == "win32":
+        packages, scripts = tmp_path / "Lib" / "site-packages", tmp_path / "Scripts"
+    else:
+        packages, scripts = tmp_path / "lib" / "python3.12" / "site-packages", tmp_path / "bin"
+    monkeypatch.setattr(kiln, "__file__", str(packages / "kiln" / "__init__.py"))
+    candidates = kiln._candidates()
+    assert str(scripts / exe) in candidates  # pip install --prefix
+    assert str(packages / "bin" / exe) in candidates  # pip install --target
+
+
 def test_bad_kiln_bin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KILN_BIN", "/nonexistent/kiln")
     with pytest.raises(FileNotFoundError, match="/nonexistent/kiln"):

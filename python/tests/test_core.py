@@ -123,6 +123,17 @@ def test_preload(site: Site, manifest: kiln.Manifest) -> None:
     assert link["crossorigin"] == "anonymous"
 
 
+def test_preload_carries_the_integrity_of_the_tag_that_uses_it(manifest: kiln.Manifest) -> None:
+    # A preload whose integrity differs from the <link>/<script> using it is not used.
+    for logical, tag in (("css/app.css", kiln.css), ("js/main.js", kiln.js)):
+        [preload] = parse(kiln.preload(manifest, logical))
+        user = parse(tag(manifest, logical))[-1]
+        assert preload["integrity"] == user["integrity"] == manifest.asset(logical)["integrity"]
+    for logical in ("fonts/example.woff2", "img/rocket.jpg"):  # @font-face and <img>: none
+        [preload] = parse(kiln.preload(manifest, logical))
+        assert "integrity" not in preload.attrs, logical
+
+
 @pytest.fixture(scope="module")
 def picture(manifest: kiln.Manifest) -> list:
     return parse(kiln.picture(manifest, "img/rocket.jpg", alt="A rocket on its launch pad"))
@@ -193,6 +204,17 @@ def test_picture_options(manifest: kiln.Manifest) -> None:
     assert all(s["sizes"] == "50vw" for s in parse(html) if s.tag == "source")
 
 
+def test_high_priority_picture_is_not_lazy(manifest: kiln.Manifest) -> None:
+    img = parse(kiln.picture(manifest, "img/rocket.jpg", alt="", fetchpriority="high"))[-1]
+    assert img["fetchpriority"] == "high" and "loading" not in img.attrs
+    img = parse(
+        kiln.picture(manifest, "img/rocket.jpg", alt="", fetchpriority="high", loading="lazy")
+    )[-1]
+    assert img["loading"] == "lazy"
+    img = parse(kiln.picture(manifest, "img/rocket.jpg", alt="", fetchpriority="low"))[-1]
+    assert img["loading"] == "lazy"
+
+
 def test_picture_alt_is_required(manifest: kiln.Manifest) -> None:
     with pytest.raises(TypeError):
         kiln.picture(manifest, "img/rocket.jpg")  # type: ignore[call-arg]
@@ -258,6 +280,18 @@ def test_importmap_cannot_end_the_script(tmp_path: Path) -> None:
     assert json.loads(script.text) == hostile
 
 
+def test_importmap_follows_the_public_url_in_use(tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, {})
+    imports = {"/s/a.js": "/s/a.0123456789ab.js", "lib": "/s/lib.0123456789ab.js"}
+    (tmp_path / "importmap.json").write_text(json.dumps({"imports": imports}))
+    assert json.loads(parse(kiln.importmap(kiln.Manifest(path)))[0].text)["imports"] == imports
+    moved = kiln.Manifest(path, public_url="/app/s/")
+    assert json.loads(parse(kiln.importmap(moved))[0].text)["imports"] == {
+        "/app/s/a.js": "/app/s/a.0123456789ab.js",
+        "lib": "/app/s/lib.0123456789ab.js",
+    }
+
+
 def test_missing_importmap_says_how_to_get_one(tmp_path: Path) -> None:
     manifest = kiln.Manifest(write_manifest(tmp_path, {}))
     with pytest.raises(FileNotFoundError, match="importmap"):
@@ -274,9 +308,16 @@ def test_attribute_escaping(manifest: kiln.Manifest) -> None:
         hidden=False,
         media=None,
         aria_label=Markup("already &amp; escaped"),
+        data_safe=Markup('a "quoted" <b>word</b>'),
     )
     assert "<script>" not in html
     [link] = parse(html)
+    # Escaped HTML text may hold a raw quote: it must not end the attribute.
+    assert link["data-safe"] == 'a "quoted" <b>word</b>'
+    assert set(link.attrs) == {
+        "rel", "href", "integrity", "crossorigin", "data-x", "title", "disabled", "aria-label",
+        "data-safe",
+    }  # fmt: skip
     assert link["data-x"] == '"><script>alert(1)</script>'
     assert link["title"] == "Tom & Jerry's"
     assert link["disabled"] is None and "disabled" in link.attrs

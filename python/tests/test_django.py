@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ pytest.importorskip("whitenoise")
 
 import kiln  # noqa: E402
 from tests.conftest import Site  # noqa: E402
-from tests.htmlcheck import HASHED, Element, parse, srcset, sri  # noqa: E402
+from tests.htmlcheck import HASHED, Element, image_size, parse, srcset, sri  # noqa: E402
 
 HEX12 = re.compile(r"admin/css/base\.[0-9a-f]{12}\.css")
 
@@ -167,6 +168,17 @@ def check_page(path: str) -> list[Element]:
         if element.get("integrity"):
             url = element.get("href") or element["src"]
             assert element["integrity"] == sri(served[url]), url
+    # width/height are the served image's; every <source> offers the <img>'s widths, each the
+    # real width of its file.
+    assert (int(img["width"]), int(img["height"])) == image_size(served[img["src"]])
+    picture = elements[elements.index(img) - 2 : elements.index(img) + 1]
+    assert [e.tag for e in picture] == ["source", "source", "img"]
+    widths = [w for _, w in srcset(img["srcset"])]
+    for element in picture:
+        candidates = srcset(element["srcset"])
+        assert [w for _, w in candidates] == widths, element
+        for url, width in candidates:
+            assert image_size(served[url])[0] == width, url
     # kiln's Brotli sibling is served to browsers that accept it, with the same bytes inside.
     css = next(e for e in elements if e.get("rel") == "stylesheet" and e.get("integrity"))
     response = client.get(css["href"], HTTP_ACCEPT_ENCODING="br, gzip")
@@ -201,6 +213,29 @@ def test_template_tags_render_like_the_core(collected: Collected) -> None:
         kiln.importmap(manifest),
     ]
     assert template.render(Context()).split("|") == expected
+
+
+def test_template_literals_stay_in_their_attribute(collected: Collected) -> None:
+    from django.template import Context, Template
+
+    # Django marks a template's string literals safe: a quote in one must not end the attribute.
+    html = Template(
+        "{% load kiln %}{% kiln_picture 'img/rocket.jpg' alt='The \"best\" team' %}"
+        "{% kiln_css 'css/app.css' title='say \"hi\"' %}"
+    ).render(Context({}))
+    img = next(e for e in parse(html) if e.tag == "img")
+    link = next(e for e in parse(html) if e.tag == "link")
+    assert img["alt"] == 'The "best" team' and link["title"] == 'say "hi"'
+    assert set(img.attrs) <= {
+        "src",
+        "srcset",
+        "sizes",
+        "width",
+        "height",
+        "alt",
+        "loading",
+        "decoding",
+    }
 
 
 def test_picture_tag_requires_alt(collected: Collected) -> None:
@@ -278,25 +313,34 @@ def test_fingerprinting_storage_over_kiln_output_is_warned_about(
     assert kiln_checks() == []
 
 
-def test_storage_rereads_staticfiles_json_after_a_build(collected: Collected) -> None:
+def test_storage_rereads_staticfiles_json_after_a_build_only_where_it_may(
+    collected: Collected,
+) -> None:
+    from django.test import override_settings
+
     from kiln.django.storage import KilnStorage
 
-    storage = KilnStorage()
     path = collected.static_root / "staticfiles.json"
     original, stat = path.read_bytes(), path.stat()
     hashed = staticfiles_paths(collected)["css/app.css"]
-    assert storage.url("css/app.css") == "/static/" + hashed
     data = json.loads(original)
     data["paths"]["css/app.css"] = "css/app.0123456789ab.css"
-    try:
-        path.write_text(json.dumps(data))
-        later = time.time() + 5
-        os.utime(path, (later, later))
-        assert storage.url("css/app.css") == "/static/css/app.0123456789ab.css"
-    finally:
-        path.write_bytes(original)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert storage.url("css/app.css") == "/static/" + hashed
+    # (stored_name: with DEBUG, Django's url() gives the source's name, which runserver serves.)
+    # DEBUG (kiln watch, runserver) re-reads; production (WhiteNoise without autorefresh
+    # serves only what it found at startup) keeps the URLs it started with.
+    for debug, after in [(True, "css/app.0123456789ab.css"), (False, hashed)]:
+        with override_settings(DEBUG=debug):
+            storage = KilnStorage()
+            assert storage.stored_name("css/app.css") == hashed
+            try:
+                path.write_text(json.dumps(data))
+                later = time.time() + 5
+                os.utime(path, (later, later))
+                assert storage.stored_name("css/app.css") == after, debug
+            finally:
+                path.write_bytes(original)
+                os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            assert storage.stored_name("css/app.css") == hashed
     storage.manifest_strict = False
     assert storage.url("css/nope.css") == "/static/css/nope.css"
 
@@ -384,3 +428,57 @@ def test_chromium_loads_the_django_page_whole_and_enforces_sri(collected: Collec
     finally:
         for path, data in saved.items():
             path.write_bytes(data)
+
+
+def test_kiln_watch_rebuilds_when_a_found_file_changes(tmp_path: Path, site: Site) -> None:
+    """`manage.py kiln_watch` in its own process over a copy of the assets: an edit to a found
+    file reaches STATIC_ROOT under a new name, without collectstatic."""
+    import subprocess
+    import sys
+
+    assets = tmp_path / "assets"
+    shutil.copytree(site.src, assets)
+    var = tmp_path / "var"
+    env = dict(
+        os.environ,
+        KILN_TEST_VAR=str(var),
+        KILN_TEST_ASSETS=str(assets),
+        KILN_TEST_CONFIG=str(site.config),
+        DJANGO_SETTINGS_MODULE="tests.django_project.settings",
+        PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+    )
+    manifest = var / "static" / "staticfiles.json"
+
+    def app_css() -> str | None:
+        try:
+            return json.loads(manifest.read_text())["paths"]["css/app.css"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def wait_for(condition, what: str) -> None:
+        deadline = time.monotonic() + 60
+        while not condition():
+            assert watcher.poll() is None, f"kiln_watch exited: {watcher.returncode}"
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.2)
+
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "django", "kiln_watch", "--interval", "0.2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: app_css() is not None, "the first build")
+        first = app_css()
+        time.sleep(0.5)  # the watcher is up: kiln watch has built and is watching
+        with open(assets / "css" / "app.css", "a", encoding="utf-8") as f:
+            f.write("\n.kiln-watch { color: teal }\n")
+        wait_for(lambda: app_css() not in (None, first), "a rebuild")
+        assert b".kiln-watch" in (var / "static" / app_css()).read_bytes()
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=20)
+    # Stopping kiln_watch stops its `kiln watch` too.
+    left = subprocess.run(["pgrep", "-f", str(var / "kiln-src")], capture_output=True, text=True)
+    assert left.stdout.strip() == "", left.stdout

@@ -134,6 +134,18 @@ def test_helpers_follow_the_host_url(site: Site, tmp_path: Path) -> None:
     )
 
 
+def test_helpers_follow_a_script_root(site: Site, tmp_path: Path) -> None:
+    app = make_app(site.out, tmp_path, Kiln)
+    with app.test_request_context("/", base_url="http://localhost/app/"):
+        globals_ = app.jinja_env.globals
+        importmap = json.loads(parse(str(globals_["kiln_importmap"]()))[0].text)
+        script = parse(str(globals_["kiln_js"]("js/main.js")))[-1]
+        assert globals_["static_url_for"]("static", filename="js/main.js") == script["src"]
+    assert script["src"].startswith("/app/static/js/main.")
+    assert script["src"] in importmap["imports"].values()
+    assert all(k.startswith("/app/static/") for k in importmap["imports"])
+
+
 def test_unknown_asset(site: Site, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     app = make_app(site.out, tmp_path, Kiln)
     app.testing = True
@@ -218,10 +230,13 @@ def test_build_command(tmp_path: Path) -> None:
         str(tmp_path / "s"),
         "--public-url",
         "/assets/",
+        "--manifest",
+        "kiln,flask,importmap",
         "--quiet",
     ]
     app.config["KILN_HOST_URL"] = "https://cdn.example.com/"
-    assert build_command(app)[-1] == "https://cdn.example.com/assets/"
+    cmd = build_command(app)
+    assert cmd[cmd.index("--public-url") + 1] == "https://cdn.example.com/assets/"
 
 
 def test_manifest_reload_keeps_urls_in_step(site: Site, tmp_path: Path) -> None:

@@ -33,8 +33,16 @@ def manifest() -> kiln.Manifest:
     found = _manifests.get(key)
     if found is None:
         with _lock:
-            found = _manifests.setdefault(key, kiln.Manifest(path, public_url=static_url))
+            found = _manifests.setdefault(
+                key, kiln.Manifest(path, public_url=static_url, reload=conf.live_reload())
+            )
     return found
+
+
+def forget() -> None:
+    """Drops the manifests read so far: this process just built (``collectstatic``)."""
+    with _lock:
+        _manifests.clear()
 
 
 def _render(helper: Callable[..., str], *args: Any, **kwargs: Any) -> str:

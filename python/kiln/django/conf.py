@@ -70,3 +70,12 @@ def manifest_path() -> Path | None:
         return configured
     root = static_root()
     return root / MANIFEST if root is not None else None
+
+
+def live_reload() -> bool:
+    """Whether a running process re-reads kiln's manifests when a build replaces them: under
+    ``DEBUG`` (``kiln watch``, or ``collectstatic`` beside ``runserver``) and with
+    ``WHITENOISE_AUTOREFRESH``. Otherwise they are read once, as Django's
+    ``ManifestStaticFilesStorage`` does: WhiteNoise without autorefresh serves only the files it
+    found at startup, so URLs from a newer build would 404 until a restart."""
+    return bool(getattr(settings, "WHITENOISE_AUTOREFRESH", settings.DEBUG) or settings.DEBUG)

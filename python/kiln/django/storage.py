@@ -36,7 +36,7 @@ from django.core.files.storage import FileSystemStorage
 
 from kiln import find_bin
 
-from . import conf
+from . import _runtime, conf
 
 logger = logging.getLogger("kiln")
 
@@ -134,8 +134,9 @@ class KilnStorage(ManifestStaticFilesStorage):
         return super().read_manifest()
 
     def _refresh(self) -> None:
-        """Re-reads staticfiles.json when a build replaced it (one stat per lookup)."""
-        if self._stat_key() != self._manifest_key:
+        """Re-reads staticfiles.json when a build replaced it (one stat per lookup), where
+        :func:`conf.live_reload` allows."""
+        if conf.live_reload() and self._stat_key() != self._manifest_key:
             self.hashed_files, self.manifest_hash = self.load_manifest()
 
     def stored_name(self, name: str) -> str:
@@ -184,26 +185,13 @@ class KilnStorage(ManifestStaticFilesStorage):
             json.dumps({"version": 1, "files": staged}, indent=0), encoding="utf-8"
         )
         self.hashed_files, self.manifest_hash = self.load_manifest()
+        _runtime.forget()
         for name, hashed_name in sorted(self.hashed_files.items()):
             yield name, hashed_name, True
 
     def build(self, source: Path, out: Path) -> subprocess.CompletedProcess[str]:
         """Runs ``kiln build`` over ``source`` into ``out`` under ``STATIC_URL``."""
-        cmd = [
-            find_bin(),
-            "build",
-            "--src",
-            os.fspath(source),
-            "--out",
-            os.fspath(out),
-            "--public-url",
-            settings.STATIC_URL,
-            "--manifest",
-            MANIFESTS,
-        ]
-        config = conf.config_file(source)
-        if config is not None:
-            cmd += ["--config", os.fspath(config)]
+        cmd = self.command("build", source, out)
         source.mkdir(parents=True, exist_ok=True)
         # Without a config, kiln keeps its cache (.kiln-cache) in its working folder.
         result = subprocess.run(
@@ -222,6 +210,26 @@ class KilnStorage(ManifestStaticFilesStorage):
                 level = logging.WARNING if "warning" in line else logging.INFO
                 logger.log(level, "%s", line)
         return result
+
+    def command(self, verb: str, source: Path, out: Path) -> list[str]:
+        """``kiln build`` (or ``kiln watch``) over ``source`` into ``out`` under ``STATIC_URL``,
+        run with ``source``'s parent as the working folder."""
+        cmd = [
+            find_bin(),
+            verb,
+            "--src",
+            os.fspath(source),
+            "--out",
+            os.fspath(out),
+            "--public-url",
+            settings.STATIC_URL,
+            "--manifest",
+            MANIFESTS,
+        ]
+        config = conf.config_file(source)
+        if config is not None:
+            cmd += ["--config", os.fspath(config)]
+        return cmd
 
     def _remove_unstaged(self, source: Path, staged: list[str]) -> None:
         """Removes the files an earlier collectstatic staged that no finder reports now.

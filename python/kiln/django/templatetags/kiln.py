@@ -52,30 +52,11 @@ def kiln_preload(logical: str, **attrs: Any) -> SafeString:
 
 
 @register.simple_tag
-def kiln_picture(
-    logical: str,
-    alt: str,
-    sizes: str | None = None,
-    loading: str | None = "lazy",
-    decoding: str | None = "async",
-    fetchpriority: str | None = None,
-    placeholder: bool = False,
-    **attrs: Any,
-) -> SafeString:
+def kiln_picture(logical: str, alt: str, **kwargs: Any) -> SafeString:
     """``<picture>`` with AVIF/WebP ``<source>``s and a responsive ``<img>``; ``alt`` is
-    required."""
-    return mark_safe(
-        _runtime.picture(
-            logical,
-            alt,
-            sizes=sizes,
-            loading=loading,
-            decoding=decoding,
-            fetchpriority=fetchpriority,
-            placeholder=placeholder,
-            **attrs,
-        )
-    )
+    required. The keywords of :func:`kiln.picture` (``sizes``, ``loading``, ``decoding``,
+    ``fetchpriority``, ``placeholder``), then extra attributes."""
+    return mark_safe(_runtime.picture(logical, alt, **kwargs))
 
 
 @register.simple_tag
