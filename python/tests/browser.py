@@ -111,6 +111,15 @@ def assert_page_is_whole(report: dict, manifest: dict, viewport: int = 400) -> N
     assert {"link", "script"} <= tags, report["sri"]
 
 
+def assert_sri_refused(ok: bool, report: dict, hashed_css: str) -> None:
+    """The page failed because Chromium refused `hashed_css` on its integrity."""
+    assert not ok, report
+    assert any(
+        "Failed to find a valid digest in the 'integrity' attribute" in f and hashed_css in f
+        for f in report["failures"]
+    ), report["failures"]
+
+
 def tamper(static_root: Path, hashed_css: str) -> None:
     """Changes one byte of a built stylesheet (same length) and drops its precompressed
     siblings, as a corrupted CDN copy would look."""
