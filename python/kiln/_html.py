@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from . import _thumbhash
@@ -259,3 +259,32 @@ def importmap(manifest: Manifest, /, **attrs: Any) -> str:
     # Nothing in it may end the script element or open a comment inside it.
     text = text.replace("</", "<\\/").replace("<!--", "\\u003c!--")
     return _tag("script", _merge({"type": "importmap"}, attrs)) + text + "</script>"
+
+
+#: The template helpers by the name templates call them, each taking the manifest first.
+HELPERS: dict[str, Callable[..., str]] = {
+    "kiln_url": url,
+    "kiln_css": css,
+    "kiln_js": js,
+    "kiln_preload": preload,
+    "kiln_picture": picture,
+    "kiln_importmap": importmap,
+}
+
+
+def jinja_globals(render: Callable[..., str]) -> dict[str, Callable[..., Any]]:
+    """:data:`HELPERS` as Jinja2 globals: each calls ``render(helper, *args, **kwargs)`` (which
+    supplies the manifest and decides what an unknown asset does) and returns
+    ``markupsafe.Markup``, except ``kiln_url``, a plain URL."""
+    from markupsafe import Markup
+
+    def bind(name: str, helper: Callable[..., str]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            html = render(helper, *args, **kwargs)
+            return html if helper is url else Markup(html)
+
+        call.__name__ = call.__qualname__ = name
+        call.__doc__ = helper.__doc__
+        return call
+
+    return {name: bind(name, helper) for name, helper in HELPERS.items()}

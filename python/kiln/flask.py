@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 import click
 from flask import Blueprint, Flask, Response, current_app, has_request_context, request, url_for
-from markupsafe import Markup
 
 import kiln
+from kiln._html import jinja_globals
 
 __all__ = ["HASHED", "IMMUTABLE_MAX_AGE", "Kiln"]
 
@@ -187,34 +187,7 @@ class Kiln:
             return ""
 
     def _helpers(self) -> dict[str, Callable[..., Any]]:
-        render = self._render
-
-        def kiln_url(logical: str) -> str:
-            return render(kiln.url, logical)
-
-        def kiln_css(logical: str, **attrs: Any) -> Markup:
-            return Markup(render(kiln.css, logical, **attrs))
-
-        def kiln_js(logical: str, **attrs: Any) -> Markup:
-            return Markup(render(kiln.js, logical, **attrs))
-
-        def kiln_preload(logical: str, **attrs: Any) -> Markup:
-            return Markup(render(kiln.preload, logical, **attrs))
-
-        def kiln_picture(logical: str, alt: str, **kwargs: Any) -> Markup:
-            return Markup(render(kiln.picture, logical, alt, **kwargs))
-
-        def kiln_importmap(**attrs: Any) -> Markup:
-            return Markup(render(kiln.importmap, **attrs))
-
-        return {
-            "kiln_url": kiln_url,
-            "kiln_css": kiln_css,
-            "kiln_js": kiln_js,
-            "kiln_preload": kiln_preload,
-            "kiln_picture": kiln_picture,
-            "kiln_importmap": kiln_importmap,
-        }
+        return jinja_globals(self._render)
 
 
 def _immutable(response: Response) -> Response:

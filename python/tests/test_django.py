@@ -18,6 +18,14 @@ django = pytest.importorskip("django")
 pytest.importorskip("whitenoise")
 
 import kiln  # noqa: E402
+from tests.browser import (  # noqa: E402
+    assert_page_is_whole,
+    assert_sri_refused,
+    browse,
+    require_browser,
+    serve,
+    tamper,
+)
 from tests.conftest import Site  # noqa: E402
 from tests.htmlcheck import HASHED, Element, image_size, parse, srcset, sri  # noqa: E402
 
@@ -402,15 +410,6 @@ def test_failed_build_raises_with_kiln_errors(collected: Collected, tmp_path: Pa
 
 def test_chromium_loads_the_django_page_whole_and_enforces_sri(collected: Collected) -> None:
     from django.core.wsgi import get_wsgi_application
-
-    from tests.browser import (
-        assert_page_is_whole,
-        assert_sri_refused,
-        browse,
-        require_browser,
-        serve,
-        tamper,
-    )
 
     require_browser()
     manifest = json.loads((collected.static_root / "manifest.json").read_text())

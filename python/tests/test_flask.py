@@ -20,6 +20,14 @@ from markupsafe import Markup  # noqa: E402
 
 import kiln  # noqa: E402
 from kiln.flask import Kiln  # noqa: E402
+from tests.browser import (  # noqa: E402
+    assert_page_is_whole,
+    assert_sri_refused,
+    browse,
+    require_browser,
+    serve,
+    tamper,
+)
 from tests.conftest import Site  # noqa: E402
 from tests.htmlcheck import HASHED, parse, srcset, sri  # noqa: E402
 
@@ -256,14 +264,6 @@ def test_manifest_reload_keeps_urls_in_step(site: Site, tmp_path: Path) -> None:
 
 
 def test_chromium_loads_the_flask_page_whole_and_enforces_sri(site: Site, tmp_path: Path) -> None:
-    from tests.browser import (
-        assert_page_is_whole,
-        assert_sri_refused,
-        browse,
-        require_browser,
-        serve,
-        tamper,
-    )
 
     require_browser()
     static = tmp_path / "static"

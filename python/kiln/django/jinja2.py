@@ -26,45 +26,11 @@ from typing import Any
 
 from django.templatetags.static import static
 from jinja2 import Environment
-from markupsafe import Markup
 
+from .._html import jinja_globals
 from . import _runtime
 
-
-def kiln_url(logical: str) -> str:
-    return _runtime.url(logical)
-
-
-def kiln_css(logical: str, **attrs: Any) -> Markup:
-    return Markup(_runtime.css(logical, **attrs))
-
-
-def kiln_js(logical: str, **attrs: Any) -> Markup:
-    return Markup(_runtime.js(logical, **attrs))
-
-
-def kiln_preload(logical: str, **attrs: Any) -> Markup:
-    return Markup(_runtime.preload(logical, **attrs))
-
-
-def kiln_picture(logical: str, alt: str, **kwargs: Any) -> Markup:
-    """``<picture>``: the same keywords as :func:`kiln.picture` (``sizes``, ``loading``,
-    ``decoding``, ``fetchpriority``, ``placeholder``, extra attributes)."""
-    return Markup(_runtime.picture(logical, alt, **kwargs))
-
-
-def kiln_importmap(**attrs: Any) -> Markup:
-    return Markup(_runtime.importmap(**attrs))
-
-
-GLOBALS = {
-    "kiln_url": kiln_url,
-    "kiln_css": kiln_css,
-    "kiln_js": kiln_js,
-    "kiln_preload": kiln_preload,
-    "kiln_picture": kiln_picture,
-    "kiln_importmap": kiln_importmap,
-}
+GLOBALS = jinja_globals(_runtime._render)
 
 
 def install(env: Environment) -> Environment:
