@@ -595,7 +595,7 @@ async fn carry_out(
             pending.objects.insert(d.path.clone(), rec.clone());
         }
     }
-    let mut etag = write_ledger(bucket, &pending, written.etag).await?;
+    let etag = write_ledger(bucket, &pending, written.etag).await?;
     let mut settled = pending.clone();
     let mut purge_error = None;
     if let (Some(purger), false) = (&services.purger, outcome.plan.purge.is_empty()) {
@@ -647,9 +647,8 @@ async fn carry_out(
         }
     }
     if settled != pending {
-        etag = write_ledger(bucket, &settled, etag).await?;
+        write_ledger(bucket, &settled, etag).await?;
     }
-    let _ = etag;
     match (delete_error, purge_error) {
         (Some(e), _) | (None, Some(e)) => Err(e),
         (None, None) => Ok(()),
