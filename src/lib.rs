@@ -148,6 +148,36 @@ impl Builder {
         if kiln_image::ImageTransformer::enabled(&self.config) {
             transformers.push(&images);
         }
-        kiln_core::build(&self.config, &transformers, progress)
+        let remote = self.remote_cache();
+        #[allow(unused_mut)] // without the `deploy` feature nothing is pushed
+        let mut report =
+            kiln_core::build_with_remote(&self.config, &transformers, progress, remote)?;
+        #[cfg(not(feature = "deploy"))]
+        if self.config.cache.enabled
+            && let Some(remote) = &self.config.cache.remote
+        {
+            report.warnings.push(kiln_core::Diagnostic::new(
+                kiln_core::Severity::Warning,
+                "remote-cache",
+                remote.clone(),
+                "this kiln was built without the `deploy` feature, which the remote cache needs; \
+                 building without it",
+            ));
+        }
+        Ok(report)
+    }
+
+    /// The remote cache of `[cache] remote`, when there is one and the cache is on.
+    fn remote_cache(&self) -> Option<std::sync::Arc<dyn kiln_core::cache::Remote>> {
+        if !self.config.cache.enabled {
+            return None;
+        }
+        #[cfg(feature = "deploy")]
+        {
+            kiln_deploy::remote_cache::RemoteCache::open(&self.config.cache)
+                .map(|r| std::sync::Arc::new(r) as std::sync::Arc<dyn kiln_core::cache::Remote>)
+        }
+        #[cfg(not(feature = "deploy"))]
+        None
     }
 }

@@ -131,6 +131,16 @@ struct BuildArgs {
     /// Neither read nor write the build cache.
     #[arg(long)]
     no_cache: bool,
+    /// Shared cache behind the local one: s3://bucket/prefix or http(s)://host/path (overrides
+    /// `[cache] remote`).
+    #[arg(long, value_name = "URL", env = "KILN_REMOTE_CACHE")]
+    remote_cache: Option<String>,
+    /// Read the remote cache, never write it (for untrusted jobs such as pull requests).
+    #[arg(long, env = "KILN_REMOTE_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
+    remote_read_only: bool,
+    /// Leave the remote cache alone for this build.
+    #[arg(long, conflicts_with = "remote_cache")]
+    no_remote_cache: bool,
 }
 
 fn main() -> ExitCode {
@@ -231,6 +241,15 @@ fn load_config(args: &BuildArgs) -> Result<Config, ConfigError> {
     }
     if args.no_cache {
         config.cache.enabled = false;
+    }
+    if let Some(url) = &args.remote_cache {
+        config.cache.remote = Some(url.clone()).filter(|u| !u.is_empty());
+    }
+    if args.remote_read_only {
+        config.cache.remote_read_only = true;
+    }
+    if args.no_remote_cache {
+        config.cache.remote = None;
     }
     config.validate()?;
     Ok(config)
@@ -411,11 +430,24 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
         line.push_str(&format!(", {} warning(s)", report.warnings.len()));
     }
     let cache = report.cache;
-    if cache.hits + cache.misses > 0 {
+    if cache.hits + cache.misses > 0 || report.remote.is_some() {
         line.push_str(&format!(
-            " (cache: {} hits, {} misses)",
+            " (cache: {} hits, {} misses",
             cache.hits, cache.misses
         ));
+        if let Some(r) = &report.remote {
+            line.push_str(&format!("; remote: {} hits, {} misses", r.hits, r.misses));
+            if r.rejected > 0 {
+                line.push_str(&format!(", {} rejected", r.rejected));
+            }
+            line.push_str(&format!(
+                ", {} down, {} up in {} uploads",
+                human(r.bytes_down),
+                human(r.bytes_up),
+                r.uploads
+            ));
+        }
+        line.push(')');
     }
     // What each kind of work saved, so users see what they get.
     let mut saved = Vec::new();

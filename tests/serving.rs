@@ -233,52 +233,26 @@ fn blake2b_of(python: &Path, file: &Path) -> String {
 #[test]
 fn nginx_serves_the_gzip_siblings_with_immutable_caching() {
     let Some(python) = python() else { return };
-    let Some(nginx) = tool(PathBuf::from("/usr/sbin/nginx"), "nginx") else {
+    let Some(nginx) = common::nginx::binary() else {
         return;
     };
     let (dir, out) = built_example();
-    let port = free_port();
-    let prefix = dir.path().join("nginx");
-    std::fs::create_dir_all(prefix.join("logs")).unwrap();
-    let conf = format!(
-        r#"daemon off;
-master_process off;
-pid {p}/nginx.pid;
-error_log {p}/logs/error.log;
-events {{}}
-http {{
-    access_log off;
-    client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fastcgi;
-    uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;
-    types {{ text/css css; text/javascript js; image/svg+xml svg; font/woff2 woff2; }}
-    server {{
-        listen 127.0.0.1:{port};
-        location /static/ {{
+    let server = common::nginx::Nginx::start(
+        &nginx,
+        &dir.path().join("nginx"),
+        &format!(
+            r#"        location /static/ {{
             alias {out}/;
             gzip_static on;
             location ~ "\.[0-9a-f]{{12}}\.[^/]+$" {{
                 add_header Cache-Control "public, max-age=31536000, immutable";
                 gzip_static on;
             }}
-        }}
-    }}
-}}
-"#,
-        p = prefix.display(),
-        out = out.display()
+        }}"#,
+            out = out.display()
+        ),
     );
-    std::fs::write(prefix.join("nginx.conf"), conf).unwrap();
-    let mut server = Server(
-        Command::new(&nginx)
-            .arg("-p")
-            .arg(&prefix)
-            .arg("-c")
-            .arg(prefix.join("nginx.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port, &mut server);
+    let port = server.port;
 
     let file = names(&out)["css/app.css"].clone();
     let url = format!("http://127.0.0.1:{port}/static/{file}");

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset of these helpers
 
 pub mod edge;
+pub mod nginx;
 pub mod s3;
 
 use std::collections::BTreeMap;

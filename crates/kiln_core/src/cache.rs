@@ -10,6 +10,12 @@
 //! and hashing are never cached: they are redone on every build, and they are cheap.
 //!
 //! The cache is best-effort: a failure to read or write it never fails a build.
+//!
+//! Behind it may sit a [`Remote`], a cache shared by a team and its CI runners (implemented by
+//! `kiln_deploy::remote_cache`): a local miss asks the remote before computing, what the remote
+//! had is kept locally, and what was computed is handed to the remote (which uploads it in the
+//! background). Remote keys are this cache's keys under the same build id, so an entry only
+//! travels between identical builds of kiln.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,7 +29,6 @@ const MAGIC: &[u8; 8] = b"KILNC001";
 const LAYOUT: &str = "v1";
 
 /// An open cache folder.
-#[derive(Debug)]
 pub struct Cache {
     /// `<dir>/v1`: every build of kiln's entries (eviction looks at all of them).
     all: PathBuf,
@@ -32,15 +37,61 @@ pub struct Cache {
     max_size: u64,
     hits: AtomicUsize,
     misses: AtomicUsize,
+    remote: Option<std::sync::Arc<dyn Remote>>,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("root", &self.root)
+            .field("max_size", &self.max_size)
+            .field("remote", &self.remote.is_some())
+            .finish()
+    }
 }
 
 /// Hits and misses of one build.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Entries found and valid.
+    /// Entries found and valid in the local cache.
     pub hits: usize,
-    /// Entries missing or invalid (and so recomputed).
+    /// Entries found neither locally nor in the remote cache (and so computed).
     pub misses: usize,
+}
+
+/// A cache shared between machines, consulted after the local one. Implementations verify what
+/// they download (a corrupt or tampered entry is a miss), bound the time a lookup may take, and
+/// turn every failure into a miss: the remote can make a build faster, never fail it.
+pub trait Remote: Send + Sync {
+    /// The payload stored under `key` (`<build id>/<namespace>/<hex>`), or None.
+    fn get(&self, key: &str) -> Option<Vec<u8>>;
+    /// Offers a payload computed by this build (an implementation may upload it in the
+    /// background, or ignore it when read-only).
+    fn put(&self, key: &str, payload: Vec<u8>);
+    /// Waits (for a bounded time) for background uploads and says what the remote did.
+    fn finish(&self) -> RemoteReport;
+}
+
+/// What a remote cache did during one build.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct RemoteReport {
+    /// Where it is (`s3://bucket/prefix`, `https://host/path`), for messages.
+    pub location: String,
+    /// Entries downloaded and verified.
+    pub hits: usize,
+    /// Entries it did not have.
+    pub misses: usize,
+    /// Entries it had whose content failed verification (treated as misses).
+    pub rejected: usize,
+    /// Entries uploaded.
+    pub uploads: usize,
+    /// Bytes downloaded.
+    pub bytes_down: u64,
+    /// Bytes uploaded.
+    pub bytes_up: u64,
+    /// Why the remote was left alone for (part of) the build, if it was: one message for the
+    /// whole build, the first failure's.
+    pub warning: Option<String>,
 }
 
 impl Cache {
@@ -65,7 +116,23 @@ impl Cache {
             max_size,
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
+            remote: None,
         })
+    }
+
+    /// Consults (and feeds) `remote` behind this cache.
+    pub fn with_remote(mut self, remote: std::sync::Arc<dyn Remote>) -> Cache {
+        self.remote = Some(remote);
+        self
+    }
+
+    /// The remote's report, after waiting for its uploads (None without a remote).
+    pub fn finish_remote(&self) -> Option<RemoteReport> {
+        self.remote.as_ref().map(|r| r.finish())
+    }
+
+    fn remote_key(&self, namespace: &str, key: &blake3::Hash) -> String {
+        format!("{}/{namespace}/{}", build_id(), key.to_hex())
     }
 
     /// Deletes every entry under `dir`, and the file indexes.
@@ -90,8 +157,30 @@ impl Cache {
         self.root.join(namespace).join(&hex[..2]).join(&hex[2..])
     }
 
-    /// The verified payload stored under `key`, if any.
+    /// The verified payload stored under `key`, if any: from the local folder, else from the
+    /// remote cache (and then kept locally).
     pub fn get(&self, namespace: &str, key: &blake3::Hash) -> Option<Vec<u8>> {
+        if let Some(payload) = self.get_local(namespace, key) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return Some(payload);
+        }
+        let remote = self
+            .remote
+            .as_ref()
+            .and_then(|r| r.get(&self.remote_key(namespace, key)));
+        match remote {
+            Some(payload) => {
+                self.write_local(namespace, key, &payload);
+                Some(payload)
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn get_local(&self, namespace: &str, key: &blake3::Hash) -> Option<Vec<u8>> {
         let path = self.path(namespace, key);
         let found = std::fs::read(&path).ok().and_then(|data| {
             let body = data.strip_prefix(MAGIC)?;
@@ -103,24 +192,25 @@ impl Cache {
             }
             Some(payload.to_vec())
         });
-        match found {
-            Some(payload) => {
-                self.hits.fetch_add(1, Ordering::Relaxed);
-                // Recently used: eviction goes by modification time.
-                if let Ok(f) = std::fs::File::options().append(true).open(&path) {
-                    let _ = f.set_modified(std::time::SystemTime::now());
-                }
-                Some(payload)
+        if found.is_some() {
+            // Recently used: eviction goes by modification time.
+            if let Ok(f) = std::fs::File::options().append(true).open(&path) {
+                let _ = f.set_modified(std::time::SystemTime::now());
             }
-            None => {
-                self.misses.fetch_add(1, Ordering::Relaxed);
-                None
-            }
+        }
+        found
+    }
+
+    /// Stores `payload` under `key` (atomically; errors are ignored, the cache is best-effort),
+    /// and offers it to the remote cache.
+    pub fn put(&self, namespace: &str, key: &blake3::Hash, payload: &[u8]) {
+        self.write_local(namespace, key, payload);
+        if let Some(remote) = &self.remote {
+            remote.put(&self.remote_key(namespace, key), payload.to_vec());
         }
     }
 
-    /// Stores `payload` under `key` (atomically; errors are ignored, the cache is best-effort).
-    pub fn put(&self, namespace: &str, key: &blake3::Hash, payload: &[u8]) {
+    fn write_local(&self, namespace: &str, key: &blake3::Hash, payload: &[u8]) {
         let mut data = Vec::with_capacity(payload.len() + 40);
         data.extend_from_slice(MAGIC);
         data.extend_from_slice(payload);

@@ -630,6 +630,20 @@ pub struct CacheConfig {
     pub dir: PathBuf,
     /// Least recently used entries are removed beyond this size, in MiB.
     pub max_size_mb: u64,
+    /// A cache shared by a team and its CI runners, behind the local one: `s3://bucket/prefix`
+    /// (credentials from the AWS environment, as `kiln deploy`) or `http(s)://host/path` (the
+    /// Bazel HTTP cache protocol: `/ac/` and `/cas/`, as bazel-remote or nginx WebDAV serve it).
+    pub remote: Option<String>,
+    /// Read from `remote`, never write to it (for untrusted jobs such as pull requests).
+    pub remote_read_only: bool,
+    /// How long a lookup may wait for the remote before the build computes without it (the
+    /// remote is then left alone for the rest of the build), in milliseconds.
+    pub remote_timeout_ms: u64,
+    /// The S3 endpoint of an `s3://` remote that is not AWS (else `AWS_ENDPOINT_URL_S3` or
+    /// `AWS_ENDPOINT_URL`).
+    pub remote_endpoint: Option<String>,
+    /// The region of an `s3://` remote (else `AWS_REGION`, else `us-east-1`).
+    pub remote_region: Option<String>,
 }
 
 impl Default for CacheConfig {
@@ -638,7 +652,49 @@ impl Default for CacheConfig {
             enabled: true,
             dir: PathBuf::from(".kiln-cache"),
             max_size_mb: 1024,
+            remote: None,
+            remote_read_only: false,
+            remote_timeout_ms: 5000,
+            remote_endpoint: None,
+            remote_region: None,
         }
+    }
+}
+
+impl CacheConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(remote) = &self.remote {
+            let Some((scheme, rest)) = remote.split_once("://") else {
+                return Err(invalid(
+                    "cache.remote",
+                    format!("`{remote}` must start with `s3://`, `http://` or `https://`"),
+                ));
+            };
+            if !matches!(scheme, "s3" | "http" | "https") || rest.is_empty() {
+                return Err(invalid(
+                    "cache.remote",
+                    format!("`{remote}` must start with `s3://`, `http://` or `https://`"),
+                ));
+            }
+            let authority = rest.split('/').next().unwrap_or("");
+            if authority.contains('@') {
+                return Err(invalid(
+                    "cache.remote",
+                    "credentials do not belong in kiln.toml: set KILN_REMOTE_CACHE_TOKEN, or \
+                     KILN_REMOTE_CACHE_USER and KILN_REMOTE_CACHE_PASSWORD",
+                ));
+            }
+            if scheme != "s3" && (self.remote_endpoint.is_some() || self.remote_region.is_some()) {
+                return Err(invalid(
+                    "cache.remote_endpoint",
+                    "`remote_endpoint` and `remote_region` are for an `s3://` remote",
+                ));
+            }
+        }
+        if self.remote_timeout_ms == 0 {
+            return Err(invalid("cache.remote_timeout_ms", "must be at least 1"));
+        }
+        Ok(())
     }
 }
 
@@ -911,6 +967,7 @@ impl Config {
             .map_err(|m| invalid("compress", m))?;
         self.images.validate()?;
         self.deploy.validate()?;
+        self.cache.validate()?;
         for (alias, target) in &self.js.aliases {
             if alias.starts_with('.') || alias.starts_with('/') || alias.is_empty() {
                 return Err(invalid(

@@ -34,7 +34,7 @@ pub mod url;
 pub use asset::{Asset, AssetId, AssetKind};
 pub use config::{Config, ConfigError, ManifestFormat};
 pub use diagnostic::{Diagnostic, Severity};
-pub use pipeline::{BuildError, BuildReport, Progress, build};
+pub use pipeline::{BuildError, BuildReport, Progress, build, build_with_remote};
 pub use transform::{
     ImageInfo, RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer, Variant,
 };

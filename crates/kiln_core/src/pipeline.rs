@@ -53,6 +53,8 @@ pub struct BuildReport {
     pub compressed: CompressStats,
     /// Cache hits and misses (all zero without a cache).
     pub cache: crate::cache::CacheStats,
+    /// What the remote cache did, when there is one.
+    pub remote: Option<crate::cache::RemoteReport>,
     /// Output files written (the rest were already in place).
     pub written: usize,
     /// Manifest files that changed.
@@ -95,6 +97,17 @@ pub fn build(
     transformers: &[&dyn Transformer],
     progress: &dyn Progress,
 ) -> Result<BuildReport, BuildError> {
+    build_with_remote(config, transformers, progress, None)
+}
+
+/// [`build`], with `remote` behind the local cache (see [`crate::cache::Remote`]); it is not
+/// consulted when the cache is off.
+pub fn build_with_remote(
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    progress: &dyn Progress,
+    remote: Option<std::sync::Arc<dyn crate::cache::Remote>>,
+) -> Result<BuildReport, BuildError> {
     let mut config = config.clone();
     config.validate()?;
     let started = Instant::now();
@@ -105,7 +118,7 @@ pub fn build(
     let pool = pool
         .build()
         .map_err(|e| BuildError::Threads(e.to_string()))?;
-    pool.install(|| run(&config, transformers, progress, started))
+    pool.install(|| run(&config, transformers, progress, remote, started))
 }
 
 fn is_variant(a: &crate::link::LinkedAsset) -> bool {
@@ -116,6 +129,7 @@ fn run(
     config: &Config,
     transformers: &[&dyn Transformer],
     progress: &dyn Progress,
+    remote: Option<std::sync::Arc<dyn crate::cache::Remote>>,
     started: Instant,
 ) -> Result<BuildReport, BuildError> {
     let mut timings = Vec::new();
@@ -132,6 +146,10 @@ fn run(
             config.cache.max_size_mb.saturating_mul(1 << 20),
         )
         .ok()
+        .map(|c| match remote {
+            Some(r) => c.with_remote(r),
+            None => c,
+        })
     } else {
         None
     };
@@ -225,6 +243,18 @@ fn run(
     let manifests_written = write_manifests(&linked, config, &config.out)?;
     let removed = retire_old_builds(&config.out, &emitted, config.keep_builds)?;
     lap("manifest", &mut timings);
+    // The remote's last uploads finish while nothing else is left to do.
+    let remote = cache.as_ref().and_then(|c| c.finish_remote());
+    let mut warnings = linked.diagnostics;
+    if let Some(message) = remote.as_ref().and_then(|r| r.warning.as_ref()) {
+        let location = remote.as_ref().map_or("", |r| r.location.as_str());
+        warnings.push(Diagnostic::new(
+            crate::Severity::Warning,
+            "remote-cache",
+            location,
+            message.clone(),
+        ));
+    }
 
     Ok(BuildReport {
         files,
@@ -263,10 +293,11 @@ fn run(
                 c.stats()
             })
             .unwrap_or_default(),
+        remote,
         written: emitted.written,
         manifests_written,
         removed: removed.len(),
-        warnings: linked.diagnostics,
+        warnings,
         timings,
         elapsed: started.elapsed(),
     })

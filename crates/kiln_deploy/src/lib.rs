@@ -19,6 +19,7 @@ pub mod cdn;
 pub mod ledger;
 pub mod local;
 pub mod plan;
+pub mod remote_cache;
 pub mod store;
 pub mod verify;
 

@@ -42,13 +42,15 @@ impl std::fmt::Display for Target {
 }
 
 /// The environment variables whose values are secrets.
-const SECRET_VARS: [&str; 6] = [
+const SECRET_VARS: [&str; 8] = [
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
     "AWS_ACCESS_KEY_ID",
     "AWS_TOKEN",
     crate::cdn::CLOUDFLARE_TOKEN,
     crate::cdn::FASTLY_TOKEN,
+    crate::remote_cache::TOKEN_VAR,
+    crate::remote_cache::PASSWORD_VAR,
 ];
 
 /// `text` with every credential of the environment replaced by `***`.
@@ -75,12 +77,51 @@ pub struct Connection {
     pub credentials: AwsCredentialProvider,
 }
 
+/// How patient a client is: a deploy waits and retries, a cache lookup gives up quickly.
+#[derive(Debug, Clone)]
+pub struct Patience {
+    /// Connecting.
+    pub connect: Duration,
+    /// A whole request, body included.
+    pub request: Duration,
+    /// Retries on 5xx, 429, timeouts and connection errors (with backoff).
+    pub retries: usize,
+    /// All retries of one request together.
+    pub retry_timeout: Duration,
+}
+
+impl Patience {
+    /// A deploy's: generous for a multipart part on a slow link, four retries within a minute.
+    pub fn deploy() -> Self {
+        Patience {
+            connect: Duration::from_secs(5),
+            request: Duration::from_secs(300),
+            retries: 4,
+            retry_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Builds the client for `deploy`.
 pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
     let bucket = deploy.bucket.clone().ok_or_else(|| DeployError::Config {
         key: "deploy.bucket".to_owned(),
         message: "kiln deploy needs a bucket: set `[deploy] bucket` in kiln.toml".to_owned(),
     })?;
+    connect_bucket(
+        Target {
+            bucket,
+            prefix: deploy.key_prefix(),
+            endpoint: deploy.endpoint.clone(),
+            region: deploy.region.clone().unwrap_or_default(),
+        },
+        &Patience::deploy(),
+    )
+}
+
+/// Builds the client for `target` (an empty endpoint or region falls back to the AWS
+/// environment: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, `AWS_REGION`, then `us-east-1`).
+pub fn connect_bucket(target: Target, patience: &Patience) -> Result<Connection, DeployError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let has_keys = var("AWS_ACCESS_KEY_ID").is_some() && var("AWS_SECRET_ACCESS_KEY").is_some();
     let has_provider = var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some()
@@ -94,7 +135,7 @@ pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
                 .to_owned(),
         ));
     }
-    let endpoint = deploy
+    let endpoint = target
         .endpoint
         .clone()
         .or_else(|| var("AWS_ENDPOINT_URL_S3"))
@@ -106,9 +147,8 @@ pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
         .is_some_and(|e| e.starts_with("http://"));
     let options = ClientOptions::new()
         .with_allow_http(allow_http)
-        .with_connect_timeout(Duration::from_secs(5))
-        // A whole request, body included: generous for a multipart part on a slow link.
-        .with_timeout(Duration::from_secs(300));
+        .with_connect_timeout(patience.connect)
+        .with_timeout(patience.request);
     // Bounded retries with backoff on 5xx, 429, timeouts and connection errors.
     let retry = RetryConfig {
         backoff: BackoffConfig {
@@ -116,11 +156,11 @@ pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
             max_backoff: Duration::from_secs(5),
             base: 2.0,
         },
-        max_retries: 4,
-        retry_timeout: Duration::from_secs(60),
+        max_retries: patience.retries,
+        retry_timeout: patience.retry_timeout,
     };
     let mut builder = AmazonS3Builder::from_env()
-        .with_bucket_name(&bucket)
+        .with_bucket_name(&target.bucket)
         .with_virtual_hosted_style_request(false)
         .with_client_options(options)
         .with_retry(retry)
@@ -129,17 +169,15 @@ pub fn connect(deploy: &DeployConfig) -> Result<Connection, DeployError> {
     if let Some(e) = &endpoint {
         builder = builder.with_endpoint(e);
     }
-    let region = deploy
-        .region
-        .clone()
+    let region = Some(target.region.clone())
+        .filter(|r| !r.is_empty())
         .or_else(|| var("AWS_REGION"))
         .unwrap_or_else(|| "us-east-1".to_owned());
     builder = builder.with_region(&region);
     let target = Target {
-        bucket,
-        prefix: deploy.key_prefix(),
         endpoint,
         region,
+        ..target
     };
     let store = builder.build().map_err(|e| DeployError::Config {
         key: "deploy".to_owned(),
