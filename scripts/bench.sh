@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [--runs N] [--docs]
 #   scripts/bench.sh --only deploy [--runs N]    # the deploy rows alone (kiln deploy vs aws s3 sync)
+#   scripts/bench.sh --only remote-cache [--runs N]  # the remote cache rows alone (machine A, then B)
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
 # package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
@@ -20,12 +21,12 @@ WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
 ONLY=
-usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    --only) [ "${2:-}" = deploy ] || usage; ONLY=$2; shift 2;;
+    --only) case ${2:-} in deploy|remote-cache) ;; *) usage;; esac; ONLY=$2; shift 2;;
     *) usage;;
   esac
 done
@@ -133,6 +134,15 @@ source scripts/bench/deploy.sh
 if [ "$ONLY" = deploy ]; then
   deploy_tasks
   { table_head; deploy_rows; echo; deploy_summary; } | tee "$WORK/results-deploy.md"
+  exit 0
+fi
+# Task 8 (the remote cache: machine A fills it, machine B builds from it) is in
+# scripts/bench/remote_cache.sh; --only remote-cache runs it alone.
+source scripts/bench/remote_cache.sh
+if [ "$ONLY" = remote-cache ]; then
+  TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
+  remote_tasks
+  { table_head; remote_rows; echo; remote_summary; } | tee "$WORK/results-remote-cache.md"
   exit 0
 fi
 
@@ -254,6 +264,8 @@ measure image-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$
 
 # 7. Deploying the whole build (scripts/bench/deploy.sh).
 deploy_tasks
+# 8. The remote cache (scripts/bench/remote_cache.sh).
+remote_tasks
 
 # ------------------------------------------------------------------ report
 {
@@ -275,6 +287,7 @@ deploy_tasks
   row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
   row "rebuild, one image edited ($(ratio2 image-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" image-edit.kiln -
   deploy_rows
+  remote_rows
   echo
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
@@ -284,6 +297,8 @@ deploy_tasks
        "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
   echo
   deploy_summary
+  echo
+  remote_summary
 } | tee "$WORK/results.md"
 
 if [ $DOCS -eq 1 ]; then
