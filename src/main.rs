@@ -139,7 +139,7 @@ struct BuildArgs {
     #[arg(long, env = "KILN_REMOTE_CACHE_READ_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     remote_read_only: bool,
     /// Leave the remote cache alone for this build.
-    #[arg(long, conflicts_with = "remote_cache")]
+    #[arg(long)]
     no_remote_cache: bool,
 }
 
@@ -436,9 +436,15 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
             cache.hits, cache.misses
         ));
         if let Some(r) = &report.remote {
-            line.push_str(&format!("; remote: {} hits, {} misses", r.hits, r.misses));
+            line.push_str(&format!(
+                ", {} transforms computed; remote: {} hits, {} misses",
+                cache.transform_misses, r.hits, r.misses
+            ));
             if r.rejected > 0 {
                 line.push_str(&format!(", {} rejected", r.rejected));
+            }
+            if r.skipped > 0 {
+                line.push_str(&format!(", {} skipped", r.skipped));
             }
             line.push_str(&format!(
                 ", {} down, {} up in {} uploads",

@@ -101,7 +101,11 @@ pub fn watch(
 
     let run = |config: &Config, changed: &[PathBuf], on_event: &mut dyn FnMut(WatchEvent<'_>)| {
         let started = Instant::now();
-        match Builder::from_config(config.clone()).build() {
+        // The remote cache is for `kiln build` (CI, fresh checkouts): a development loop neither
+        // waits on it nor fills the team's cache with its builds.
+        let mut config = config.clone();
+        config.cache.remote = None;
+        match Builder::from_config(config).build() {
             Ok(report) => on_event(WatchEvent::Built {
                 report: &report,
                 changed,

@@ -37,6 +37,7 @@ pub struct Cache {
     max_size: u64,
     hits: AtomicUsize,
     misses: AtomicUsize,
+    transform_misses: AtomicUsize,
     remote: Option<std::sync::Arc<dyn Remote>>,
 }
 
@@ -57,6 +58,8 @@ pub struct CacheStats {
     pub hits: usize,
     /// Entries found neither locally nor in the remote cache (and so computed).
     pub misses: usize,
+    /// Of `misses`, transform outputs (the costly kind: minifying, image encoding).
+    pub transform_misses: usize,
 }
 
 /// A cache shared between machines, consulted after the local one. Implementations verify what
@@ -85,6 +88,9 @@ pub struct RemoteReport {
     pub rejected: usize,
     /// Entries uploaded.
     pub uploads: usize,
+    /// Lookups and uploads left out: the remote had failed, lookups that missed had used up
+    /// their time budget (a cold or slow remote), or the upload queue stayed full.
+    pub skipped: usize,
     /// Bytes downloaded.
     pub bytes_down: u64,
     /// Bytes uploaded.
@@ -116,6 +122,7 @@ impl Cache {
             max_size,
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
+            transform_misses: AtomicUsize::new(0),
             remote: None,
         })
     }
@@ -149,6 +156,7 @@ impl Cache {
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
+            transform_misses: self.transform_misses.load(Ordering::Relaxed),
         }
     }
 
@@ -160,6 +168,12 @@ impl Cache {
     /// The verified payload stored under `key`, if any: from the local folder, else from the
     /// remote cache (and then kept locally).
     pub fn get(&self, namespace: &str, key: &blake3::Hash) -> Option<Vec<u8>> {
+        self.lookup(namespace, key, true)
+    }
+
+    /// [`Cache::get`], asking the remote cache only when `shared` (results cheaper to compute
+    /// than to fetch are not worth a round trip).
+    pub fn lookup(&self, namespace: &str, key: &blake3::Hash, shared: bool) -> Option<Vec<u8>> {
         if let Some(payload) = self.get_local(namespace, key) {
             self.hits.fetch_add(1, Ordering::Relaxed);
             return Some(payload);
@@ -167,6 +181,7 @@ impl Cache {
         let remote = self
             .remote
             .as_ref()
+            .filter(|_| shared)
             .and_then(|r| r.get(&self.remote_key(namespace, key)));
         match remote {
             Some(payload) => {
@@ -175,6 +190,9 @@ impl Cache {
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                if namespace == "transform" {
+                    self.transform_misses.fetch_add(1, Ordering::Relaxed);
+                }
                 None
             }
         }
@@ -204,8 +222,13 @@ impl Cache {
     /// Stores `payload` under `key` (atomically; errors are ignored, the cache is best-effort),
     /// and offers it to the remote cache.
     pub fn put(&self, namespace: &str, key: &blake3::Hash, payload: &[u8]) {
+        self.store(namespace, key, payload, true);
+    }
+
+    /// [`Cache::put`], offering the payload to the remote cache only when `shared`.
+    pub fn store(&self, namespace: &str, key: &blake3::Hash, payload: &[u8], shared: bool) {
         self.write_local(namespace, key, payload);
-        if let Some(remote) = &self.remote {
+        if let Some(remote) = self.remote.as_ref().filter(|_| shared) {
             remote.put(&self.remote_key(namespace, key), payload.to_vec());
         }
     }
@@ -442,7 +465,14 @@ mod tests {
         cache.put("t", &key, b"payload");
         std::fs::write(&path, &std::fs::read(&path).unwrap()[..10]).unwrap();
         assert_eq!(cache.get("t", &key), None, "a truncated entry is a miss");
-        assert_eq!(cache.stats(), CacheStats { hits: 1, misses: 2 });
+        assert_eq!(
+            cache.stats(),
+            CacheStats {
+                hits: 1,
+                misses: 2,
+                transform_misses: 0
+            }
+        );
     }
 
     #[test]

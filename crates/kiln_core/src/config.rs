@@ -664,24 +664,37 @@ impl Default for CacheConfig {
 impl CacheConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(remote) = &self.remote {
-            let Some((scheme, rest)) = remote.split_once("://") else {
-                return Err(invalid(
-                    "cache.remote",
-                    format!("`{remote}` must start with `s3://`, `http://` or `https://`"),
-                ));
-            };
-            if !matches!(scheme, "s3" | "http" | "https") || rest.is_empty() {
-                return Err(invalid(
-                    "cache.remote",
-                    format!("`{remote}` must start with `s3://`, `http://` or `https://`"),
-                ));
-            }
-            let authority = rest.split('/').next().unwrap_or("");
-            if authority.contains('@') {
+            // The value is never echoed: it may hold a credential someone pasted into it.
+            if remote.contains('@') {
                 return Err(invalid(
                     "cache.remote",
                     "credentials do not belong in kiln.toml: set KILN_REMOTE_CACHE_TOKEN, or \
-                     KILN_REMOTE_CACHE_USER and KILN_REMOTE_CACHE_PASSWORD",
+                     KILN_REMOTE_CACHE_USER and KILN_REMOTE_CACHE_PASSWORD (for s3://, the AWS \
+                     environment)",
+                ));
+            }
+            let (scheme, rest) = remote.split_once("://").unwrap_or(("", ""));
+            if !matches!(scheme, "s3" | "http" | "https") {
+                return Err(invalid(
+                    "cache.remote",
+                    "must start with `s3://bucket/prefix`, `http://` or `https://`",
+                ));
+            }
+            let host = rest.split('/').next().unwrap_or("");
+            if host.is_empty() || rest.contains(['?', '#', ' ']) {
+                return Err(invalid(
+                    "cache.remote",
+                    "needs a bucket or host, and no query, fragment or space: \
+                     `s3://bucket/prefix` or `https://host/path`",
+                ));
+            }
+            if let Some(endpoint) = &self.remote_endpoint
+                && (endpoint.contains('@')
+                    || !(endpoint.starts_with("http://") || endpoint.starts_with("https://")))
+            {
+                return Err(invalid(
+                    "cache.remote_endpoint",
+                    "must be an `http://` or `https://` URL without credentials",
                 ));
             }
             if scheme != "s3" && (self.remote_endpoint.is_some() || self.remote_region.is_some()) {

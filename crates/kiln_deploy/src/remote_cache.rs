@@ -1,6 +1,6 @@
 //! The remote cache (`[cache] remote`): kiln's transform and compression results shared by a
 //! team and its CI runners, on S3-compatible storage (the deploy's client and credentials) or on
-//! any server of the Bazel HTTP cache protocol (bazel-remote, nginx with WebDAV, BuildBuddy).
+//! any server of the Bazel HTTP cache protocol (bazel-remote, nginx with WebDAV).
 //!
 //! Both use the Bazel layout, so one server can hold Bazel's entries and kiln's side by side:
 //! - `cas/<sha256>`: the payload, named by its SHA-256;
@@ -11,11 +11,13 @@
 //! is a miss and is recomputed). Writers are trusted: an action entry maps a key to a payload,
 //! and only jobs that may publish should write (`remote_read_only` for the others).
 //!
-//! The build never waits long: a lookup is bounded by `remote_timeout_ms`, and the first failure
-//! (unreachable, timeout, 5xx, refused credentials) leaves the remote alone for the rest of the
-//! build with one warning. Uploads run in the background on a small tokio runtime, a bounded
-//! number at a time and within a memory budget, and the build waits for the last of them only
-//! at its end, for a bounded time.
+//! The build never waits long: a lookup is bounded by `remote_timeout_ms` (plus a second per MiB
+//! downloaded), the time spent on lookups that miss is bounded by `remote_timeout_ms` for the
+//! whole build (a cold remote is then no longer asked), and the first failure (unreachable,
+//! timeout, 5xx, refused credentials) leaves the remote alone for the rest of the build with one
+//! warning. Uploads run in the background on a small tokio runtime, a bounded number at a time
+//! and within a memory budget (an upload that would wait for room longer than the timeout is
+//! left out), and the build waits for the last of them only at its end, for a bounded time.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,10 +43,20 @@ pub const PASSWORD_VAR: &str = "KILN_REMOTE_CACHE_PASSWORD";
 const UPLOAD_SLOTS: usize = 8;
 /// Payload bytes waiting for upload, in KiB, beyond which the build waits (backpressure).
 const UPLOAD_BUDGET_KIB: usize = 256 * 1024;
-/// How long the end of a build waits for the last uploads.
-const DRAIN: Duration = Duration::from_secs(60);
 /// The slowest transfer rate assumed when a blob's size is known, bytes per second.
 const MIN_RATE: u64 = 1 << 20;
+/// The largest action entry read (kiln's are about 100 bytes).
+const MAX_ACTION: u64 = 64 << 10;
+/// The largest payload read (a larger size in an action is not believed).
+const MAX_PAYLOAD: u64 = 1 << 30;
+
+/// An object read, or why not.
+enum Fetched {
+    Found(Bytes),
+    Missing,
+    /// Larger than the reader allows: never read whole.
+    TooLarge,
+}
 
 /// Where entries live and how they are read and written.
 enum Backend {
@@ -60,19 +72,20 @@ enum Backend {
 }
 
 impl Backend {
-    /// The object at `path` (`ac/...`, `cas/...`), None if absent; Err is a one-line message
-    /// without credentials.
-    async fn get(&self, path: &str) -> Result<Option<Bytes>, String> {
+    /// The object at `path` (`ac/...`, `cas/...`) if it exists and has at most `max` bytes; Err
+    /// is a one-line message without credentials.
+    async fn get(&self, path: &str, max: u64) -> Result<Fetched, String> {
         match self {
             Backend::S3 { store, target } => {
                 let key = object_store::path::Path::from(format!("{}{path}", target.prefix));
                 match store.get(&key).await {
+                    Ok(r) if r.meta.size > max => Ok(Fetched::TooLarge),
                     Ok(r) => r
                         .bytes()
                         .await
-                        .map(Some)
+                        .map(Fetched::Found)
                         .map_err(|e| s3_message(target, &e)),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
                     Err(e) => Err(s3_message(target, &e)),
                 }
             }
@@ -81,14 +94,24 @@ impl Backend {
                 if let Some(auth) = auth {
                     request = request.header(http::header::AUTHORIZATION, auth.clone());
                 }
-                let response = request.send().await.map_err(|e| http_message(&e))?;
+                let mut response = request.send().await.map_err(|e| http_message(&e))?;
                 match response.status().as_u16() {
-                    200 => response
-                        .bytes()
-                        .await
-                        .map(Some)
-                        .map_err(|e| http_message(&e)),
-                    404 => Ok(None),
+                    200 if response.content_length().is_some_and(|n| n > max) => {
+                        Ok(Fetched::TooLarge)
+                    }
+                    200 => {
+                        let mut body = Vec::new();
+                        while let Some(chunk) =
+                            response.chunk().await.map_err(|e| http_message(&e))?
+                        {
+                            if (body.len() + chunk.len()) as u64 > max {
+                                return Ok(Fetched::TooLarge);
+                            }
+                            body.extend_from_slice(&chunk);
+                        }
+                        Ok(Fetched::Found(body.into()))
+                    }
+                    404 => Ok(Fetched::Missing),
                     status => Err(status_message(status)),
                 }
             }
@@ -126,9 +149,9 @@ fn s3_message(target: &Target, err: &object_store::Error) -> String {
     let message = match store::classify(target, "use", "the cache", err) {
         E::Unreachable { detail, .. } => format!("cannot connect ({detail})"),
         E::NoSuchBucket { .. } => format!("the bucket `{}` does not exist", target.bucket),
-        E::AccessDenied { .. } => "access denied: the credentials need s3:GetObject (and \
-             s3:PutObject to write) on the prefix; a job that may not write sets \
-             `remote_read_only = true`"
+        E::AccessDenied { .. } => "access denied: the credentials need s3:ListBucket on the \
+             bucket (without it S3 answers a miss with 403) and s3:GetObject on the prefix (and \
+             s3:PutObject to write); a job that may not write sets `remote_read_only = true`"
             .to_owned(),
         E::Storage { message, .. } => message,
         E::Credentials(message) => message,
@@ -173,8 +196,11 @@ struct State {
     misses: AtomicUsize,
     rejected: AtomicUsize,
     uploads: AtomicUsize,
+    skipped: AtomicUsize,
     bytes_down: AtomicU64,
     bytes_up: AtomicU64,
+    /// Nanoseconds spent on lookups that missed.
+    miss_wait: AtomicU64,
     reads_off: AtomicBool,
     writes_off: AtomicBool,
     warning: Mutex<Option<String>>,
@@ -243,7 +269,7 @@ impl RemoteCache {
                 let patience = Patience {
                     connect: timeout.min(Duration::from_secs(5)),
                     request: Duration::from_secs(300),
-                    retries: 1,
+                    retries: 0,
                     retry_timeout: timeout,
                 };
                 store::connect_bucket(target, &patience).map(|c| Backend::S3 {
@@ -331,27 +357,57 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+impl RemoteCache {
+    /// A lookup that missed took `started.elapsed()`: past the build's budget for those (one
+    /// `remote_timeout_ms` in all), the remote is not asked again (a cold or slow remote).
+    fn missed(&self, started: std::time::Instant) {
+        self.state.misses.fetch_add(1, Ordering::Relaxed);
+        let spent = self
+            .state
+            .miss_wait
+            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        if spent > self.timeout.as_nanos() as u64 {
+            self.state.reads_off.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
 impl Remote for RemoteCache {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         if self.state.reads_off.load(Ordering::SeqCst) {
+            self.state.skipped.fetch_add(1, Ordering::Relaxed);
             return None;
         }
+        let started = std::time::Instant::now();
         let ac = format!("ac/{}", action_key(key));
-        let action = self.bounded(self.timeout, self.backend.get(&ac))?;
-        let Some(action) = action else {
-            self.state.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+        let action = match self.bounded(self.timeout, self.backend.get(&ac, MAX_ACTION))? {
+            Fetched::Found(a) => a,
+            Fetched::Missing => {
+                self.missed(started);
+                return None;
+            }
+            Fetched::TooLarge => {
+                self.state.rejected.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
         };
-        let Some((hash, size)) = action_result::decode(&action) else {
+        let Some((hash, size)) = action_result::decode(&action).filter(|d| d.1 <= MAX_PAYLOAD)
+        else {
             self.state.rejected.fetch_add(1, Ordering::Relaxed);
             return None;
         };
         let limit = self.timeout + Duration::from_secs(size / MIN_RATE);
-        let blob = self.bounded(limit, self.backend.get(&format!("cas/{hash}")))?;
-        let Some(blob) = blob else {
+        let blob = match self.bounded(limit, self.backend.get(&format!("cas/{hash}"), size))? {
+            Fetched::Found(b) => b,
             // The action outlived its blob (a server that evicts them separately).
-            self.state.misses.fetch_add(1, Ordering::Relaxed);
-            return None;
+            Fetched::Missing => {
+                self.missed(started);
+                return None;
+            }
+            Fetched::TooLarge => {
+                self.state.rejected.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
         };
         self.state
             .bytes_down
@@ -369,32 +425,41 @@ impl Remote for RemoteCache {
             return;
         }
         let kib = (payload.len() / 1024 + 1).min(UPLOAD_BUDGET_KIB) as u32;
-        // Backpressure: a remote slower than the build holds the build, within the budget.
-        let Ok(permit) = self
-            .runtime()
-            .block_on(self.budget.clone().acquire_many_owned(kib))
-        else {
+        // Backpressure: a remote slower than the build holds the build back, within the budget
+        // and for at most a timeout; past that the result is not uploaded.
+        let budget = self.budget.clone();
+        // (The timer is made inside the runtime: `timeout` needs its context.)
+        let permit = self.runtime().block_on(async {
+            tokio::time::timeout(self.timeout, budget.acquire_many_owned(kib)).await
+        });
+        let Ok(Ok(permit)) = permit else {
+            self.state.skipped.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        // Hashed here, on the build's thread: the runtime's two threads drive the network and
+        // the timers of lookups.
+        let size = payload.len() as u64;
+        let hash = hex(&Sha256::digest(&payload));
+        let action = action_result::encode(&hash, size);
         let (backend, state, slots) =
             (self.backend.clone(), self.state.clone(), self.slots.clone());
         let ac = format!("ac/{}", action_key(key));
-        let limit = self.timeout.max(Duration::from_secs(30))
-            + Duration::from_secs(payload.len() as u64 / MIN_RATE);
+        let limit = self.timeout + Duration::from_secs(size / MIN_RATE);
         let handle = self.runtime().spawn(async move {
             let _permit = permit;
             let Ok(_slot) = slots.acquire().await else {
                 return;
             };
             if state.writes_off.load(Ordering::SeqCst) {
+                state.skipped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            let size = payload.len() as u64;
-            let hash = hex(&Sha256::digest(&payload));
-            let action = action_result::encode(&hash, size);
             let upload = async {
                 // The blob first: an action never names a blob that is not there.
                 backend.put(&format!("cas/{hash}"), payload.into()).await?;
+                if state.writes_off.load(Ordering::SeqCst) {
+                    return Err(String::new());
+                }
                 backend.put(&ac, action.into()).await
             };
             match tokio::time::timeout(limit, upload).await {
@@ -402,6 +467,7 @@ impl Remote for RemoteCache {
                     state.uploads.fetch_add(1, Ordering::Relaxed);
                     state.bytes_up.fetch_add(size, Ordering::Relaxed);
                 }
+                Ok(Err(message)) if message.is_empty() => {}
                 Ok(Err(message)) => state.fail(
                     false,
                     format!("uploading: {message}; no more uploads in this build"),
@@ -420,18 +486,31 @@ impl Remote for RemoteCache {
 
     fn finish(&self) -> RemoteReport {
         let handles = std::mem::take(&mut *self.uploads.lock().unwrap_or_else(|e| e.into_inner()));
-        let pending = handles.len();
-        let drained = self.runtime().block_on(async {
-            tokio::time::timeout(DRAIN, futures::future::join_all(handles)).await
-        });
-        if drained.is_err() {
-            self.state.fail(
-                false,
-                format!(
-                    "{pending} upload(s) did not finish within {} s and were abandoned",
-                    DRAIN.as_secs()
-                ),
-            );
+        let handles: Vec<_> = handles.into_iter().filter(|h| !h.is_finished()).collect();
+        if self.state.writes_off.load(Ordering::SeqCst) {
+            // Uploads failed already: the rest would too, and nobody waits for them.
+            for h in &handles {
+                h.abort();
+            }
+        } else if !handles.is_empty() {
+            // One timeout, plus a second per MiB still waiting to go.
+            let queued = (UPLOAD_BUDGET_KIB - self.budget.available_permits()) as u64 * 1024;
+            let limit = self.timeout + Duration::from_secs(queued / MIN_RATE);
+            let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+            let pending = handles.len();
+            let drained = self.runtime().block_on(async {
+                tokio::time::timeout(limit, futures::future::join_all(handles)).await
+            });
+            if drained.is_err() {
+                aborts.iter().for_each(tokio::task::AbortHandle::abort);
+                self.state.fail(
+                    false,
+                    format!(
+                        "{pending} upload(s) did not finish within {} ms and were left out",
+                        limit.as_millis()
+                    ),
+                );
+            }
         }
         let s = &self.state;
         RemoteReport {
@@ -440,6 +519,7 @@ impl Remote for RemoteCache {
             misses: s.misses.load(Ordering::Relaxed),
             rejected: s.rejected.load(Ordering::Relaxed),
             uploads: s.uploads.load(Ordering::Relaxed),
+            skipped: s.skipped.load(Ordering::Relaxed),
             bytes_down: s.bytes_down.load(Ordering::Relaxed),
             bytes_up: s.bytes_up.load(Ordering::Relaxed),
             warning: s
