@@ -20,6 +20,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[cfg(feature = "cargo")]
+pub mod cargo;
 #[cfg(feature = "watch")]
 pub mod watch;
 
@@ -169,7 +171,8 @@ impl Builder {
 
     /// The remote cache of `[cache] remote`, when there is one and the cache is on.
     fn remote_cache(&self) -> Option<std::sync::Arc<dyn kiln_core::cache::Remote>> {
-        if !self.config.cache.enabled {
+        // Settings are checked before anything is opened (the build checks them again).
+        if !self.config.cache.enabled || self.config.clone().validate().is_err() {
             return None;
         }
         #[cfg(feature = "deploy")]

@@ -247,3 +247,35 @@ pub fn tool(path: PathBuf, what: &str) -> Option<PathBuf> {
     eprintln!("skipping: {message}");
     None
 }
+
+/// Loads `url` in headless Chromium with `tests/e2e/browser.mjs` (see its header for what it
+/// checks); whether the page passed, and its report. None (with a message) when playwright-core
+/// or Chromium is not installed.
+pub fn chromium(url: &str) -> Option<(bool, serde_json::Value)> {
+    let node_modules = tool(
+        e2e_dir().join("node/node_modules/playwright-core"),
+        "playwright-core",
+    )?;
+    tool(
+        PathBuf::from(
+            std::env::var("KILN_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        ),
+        "chromium",
+    )?;
+    // browser.mjs imports playwright-core: run it from the folder that has it installed.
+    let runner = node_modules.parent()?.parent()?.join("browser.mjs");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/browser.mjs"),
+        &runner,
+    )
+    .unwrap();
+    let o = Command::new("node").arg(&runner).arg(url).output().unwrap();
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+        panic!(
+            "browser.mjs: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    Some((o.status.success(), report))
+}
