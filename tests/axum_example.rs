@@ -4,7 +4,7 @@
 //!   every `url()` of the CSS), from its own bytes, and Chromium loads its page;
 //! - cargo re-runs the build script exactly when an input changes (`cargo build -v` says
 //!   `Running ... build-script-build` or `Fresh`);
-//! - a misspelt asset is a compile error.
+//! - a misspelt asset is a compile error (rustc on a file that includes the generated module).
 //!
 //! The example reads its configuration from `KILN_EXAMPLE_CONFIG`: each test builds a copy of
 //! the example's `kiln.toml` and `assets/` in a temporary folder, so it can edit them.
@@ -51,28 +51,38 @@ impl Project {
         Project { _dir: dir, root }
     }
 
-    /// `cargo <args> -p kiln-example-axum` with this project's configuration and `env`.
+    /// `cargo <args>` in the workspace with this project's configuration and `env`. Whole
+    /// workspace, as `cargo test` itself: `-p kiln-example-axum` would resolve features for that
+    /// package alone and compile another copy of every codec for its build script.
     fn cargo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        // The subcommand, then the package and target folder, then the rest (which may end
-        // with `-- <rustc args>`).
-        cmd.arg(args[0])
-            .args(["-p", PACKAGE, "--target-dir"])
+        cmd.args(args)
+            .arg("--target-dir")
             .arg(target_dir())
-            .args(&args[1..])
             .current_dir(root())
             .env("KILN_EXAMPLE_CONFIG", self.root.join("kiln.toml"))
             .env_remove("KILN_PROFILE")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR");
+            .env_remove("RUSTFLAGS");
+        // cargo sets CARGO_MANIFEST_DIR, CARGO_PKG_* and more for this test process: passed on,
+        // they would differ from what the outer cargo saw, and build scripts that track them
+        // (ring's) would run again and relink half the workspace.
+        for (key, _) in std::env::vars_os() {
+            if key
+                .to_str()
+                .is_some_and(|k| k.starts_with("CARGO_") && k != "CARGO_HOME")
+            {
+                cmd.env_remove(key);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
     }
 
+    /// Builds what `cargo test` builds (the example's binary among it), verbosely.
     fn build(&self, env: &[(&str, &str)]) -> String {
-        let o = self.cargo(&["build", "-v", "--locked"], env);
+        let o = self.cargo(&["test", "--no-run", "-v", "--locked"], env);
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&o.stdout),
@@ -475,21 +485,65 @@ fn a_misspelt_asset_is_a_compile_error() {
     let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let project = Project::new();
     project.build(&[]);
-    // src/main.rs names `assets::css::APP_CSZ` under `cfg(kiln_misspelt)`.
-    let o = project.cargo(
-        &[
-            "rustc",
-            "--locked",
-            "--bin",
-            PACKAGE,
-            "--",
-            "--cfg",
-            "kiln_misspelt",
-        ],
-        &[],
+    // A crate that includes the generated module and names a misspelt asset, compiled with
+    // rustc against the kiln_serve this workspace built (as trybuild would).
+    let dir = tempfile::tempdir().unwrap();
+    let module = out_dir().join("assets.rs");
+    let source = |name: &str| {
+        format!(
+            "mod assets {{ include!({module:?}); }}\n\
+             fn main() {{ let asset: &kiln_serve::Asset = &assets::css::{name}; \
+             println!(\"{{}}\", asset.url); }}\n"
+        )
+    };
+    let deps = target_dir().join("debug/deps");
+    let kiln_serve = std::fs::read_dir(&deps)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("libkiln_serve-") && name.ends_with(".rlib")
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).unwrap())
+        .expect("kiln_serve's rlib");
+    let rustc = |name: &str| {
+        let file = dir.path().join(format!("{name}.rs"));
+        std::fs::write(&file, source(name)).unwrap();
+        Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+            .args([
+                "--edition",
+                "2024",
+                "--crate-type",
+                "bin",
+                "--emit",
+                "metadata",
+            ])
+            .arg("--out-dir")
+            .arg(dir.path())
+            .arg("-L")
+            .arg(format!("dependency={}", deps.display()))
+            .arg("--extern")
+            .arg(format!("kiln_serve={}", kiln_serve.display()))
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let right = rustc("APP_CSS");
+    assert!(
+        right.status.success(),
+        "the right name compiles: {}",
+        String::from_utf8_lossy(&right.stderr)
     );
-    let text = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{text}");
-    assert!(text.contains("APP_CSZ"), "{text}");
-    assert!(text.contains("error[E0425]"), "{text}");
+    let wrong = rustc("APP_CSZ");
+    let text = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success(), "{text}");
+    assert!(
+        text.contains("error[E0425]") && text.contains("APP_CSZ"),
+        "{text}"
+    );
+    assert!(
+        text.contains("APP_CSS"),
+        "rustc suggests the right name: {text}"
+    );
 }

@@ -2,8 +2,6 @@
 //! table the server serves from). The files are embedded in release builds.
 
 fn main() {
-    // The compile-fail test's switch (see src/main.rs).
-    println!("cargo::rustc-check-cfg=cfg(kiln_misspelt)");
     // The tests point the example at a copy of its configuration (to edit it and its assets);
     // an application would simply name its file.
     println!("cargo:rerun-if-env-changed=KILN_EXAMPLE_CONFIG");

@@ -62,12 +62,6 @@ fn page() -> String {
     )
 }
 
-/// A misspelt asset is a compile error (tests/axum_example.rs builds this with
-/// `cargo rustc -p kiln-example-axum -- --cfg kiln_misspelt`): rustc says "cannot find value
-/// `APP_CSZ` in module `assets::css`" and suggests `APP_CSS`.
-#[cfg(kiln_misspelt)]
-const _: &kiln_serve::Asset = &assets::css::APP_CSZ;
-
 fn app() -> Router {
     Router::new()
         .route("/", get(|| async { Html(page()) }))
