@@ -37,7 +37,7 @@ fn the_page_links_assets_the_binary_serves() {
         .split("rel=\"stylesheet\" href=\"")
         .nth(1)
         .and_then(|s| s.split('"').next())
-        .map(|href| get(href));
+        .map(get);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(status, 200);
