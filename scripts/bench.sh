@@ -6,6 +6,7 @@
 #   scripts/bench.sh [--runs N] [--docs]
 #   scripts/bench.sh --only deploy [--runs N]    # the deploy rows alone (kiln deploy vs aws s3 sync)
 #   scripts/bench.sh --only remote-cache [--runs N]  # the remote cache rows alone (machine A, then B)
+#   scripts/bench.sh --only build-rs [--runs N]  # the build.rs rows alone (examples/axum-app)
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
 # package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
@@ -21,12 +22,12 @@ WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
 ONLY=
-usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    --only) case ${2:-} in deploy|remote-cache) ;; *) usage;; esac; ONLY=$2; shift 2;;
+    --only) case ${2:-} in deploy|remote-cache|build-rs) ;; *) usage;; esac; ONLY=$2; shift 2;;
     *) usage;;
   esac
 done
@@ -66,8 +67,10 @@ fi
 # by cargo; relative, it is relative to the repository root, as for cargo run here.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR;; esac
-log "building kiln (release, in $TARGET_DIR)"
-cargo build --release --locked --quiet
+if [ "$ONLY" != build-rs ]; then
+  log "building kiln (release, in $TARGET_DIR)"
+  cargo build --release --locked --quiet
+fi
 KILN=$TARGET_DIR/release/kiln
 # Node resolves a module's imports from its own folder: the drivers sit beside node_modules.
 mkdir -p "$PEERS"
@@ -139,6 +142,13 @@ fi
 # Task 8 (the remote cache: machine A fills it, machine B builds from it) is in
 # scripts/bench/remote_cache.sh; --only remote-cache runs it alone.
 source scripts/bench/remote_cache.sh
+# Task 9 (kiln in a Rust app's build.rs: examples/axum-app's rebuilds) is in scripts/bench/build_rs.sh.
+source scripts/bench/build_rs.sh
+if [ "$ONLY" = build-rs ]; then
+  build_rs_tasks
+  { table_head; build_rs_rows; echo; build_rs_summary; } | tee "$WORK/results-build-rs.md"
+  exit 0
+fi
 if [ "$ONLY" = remote-cache ]; then
   TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
   remote_tasks
@@ -266,6 +276,8 @@ measure image-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$
 deploy_tasks
 # 8. The remote cache (scripts/bench/remote_cache.sh).
 remote_tasks
+# 9. kiln in build.rs (scripts/bench/build_rs.sh).
+build_rs_tasks
 
 # ------------------------------------------------------------------ report
 {
@@ -288,6 +300,7 @@ remote_tasks
   row "rebuild, one image edited ($(ratio2 image-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" image-edit.kiln -
   deploy_rows
   remote_rows
+  build_rs_rows
   echo
   echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
        "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
@@ -299,6 +312,8 @@ remote_tasks
   deploy_summary
   echo
   remote_summary
+  echo
+  build_rs_summary
 } | tee "$WORK/results.md"
 
 if [ $DOCS -eq 1 ]; then

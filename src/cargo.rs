@@ -88,9 +88,15 @@ pub enum EmitError {
     /// The configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The build failed (diagnostics already printed).
+    /// The build failed ([`Assets::emit`] prints the diagnostics).
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// `KILN_PROFILE` is neither `release` nor `debug`.
+    #[error("{PROFILE_VAR} is `{0}`: use `release` or `debug`")]
+    Profile(String),
+    /// Two files would get the same name in the generated module, or the same URL.
+    #[error("{0}")]
+    Names(String),
     /// Reading the build's manifest or writing the module failed.
     #[error("{path}: {message}")]
     Io {
@@ -168,19 +174,20 @@ impl Assets {
         }
     }
 
-    /// Builds and writes `assets.rs`, returning what it made or why it failed (the rerun and
-    /// warning lines are printed either way).
+    /// Builds and writes `assets.rs`, returning what it made or why it failed. The
+    /// `rerun-if-changed` lines are printed either way, the build's warnings as `cargo:warning`
+    /// lines when it succeeds; a failed build's diagnostics are in the error.
     pub fn try_emit(self) -> Result<Emitted, EmitError> {
         let var = |name: &'static str| std::env::var_os(name).ok_or(EmitError::NotCargo(name));
         let out_dir = PathBuf::from(var("OUT_DIR")?);
         let manifest_dir = PathBuf::from(var("CARGO_MANIFEST_DIR")?);
         println!("cargo:rerun-if-env-changed={PROFILE_VAR}");
-        let profile = std::env::var(PROFILE_VAR)
-            .ok()
-            .filter(|p| !p.is_empty())
-            .or_else(|| std::env::var("PROFILE").ok())
-            .unwrap_or_default();
-        let release = profile == "release";
+        let release = match std::env::var(PROFILE_VAR).ok().filter(|p| !p.is_empty()) {
+            Some(p) if p == "release" => true,
+            Some(p) if p == "debug" => false,
+            Some(other) => return Err(EmitError::Profile(other)),
+            None => std::env::var("PROFILE").is_ok_and(|p| p == "release"),
+        };
         let embedded = match self.embed {
             Embed::Release => release,
             Embed::Always => true,
@@ -203,12 +210,19 @@ impl Assets {
             config.public_url = url.clone();
         }
         config.out = out_dir.join("kiln");
-        // Under the target folder, shared by every build script of the workspace and kept
-        // across `cargo clean -p`: OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
-        config.cache.dir = out_dir
-            .ancestors()
-            .nth(4)
-            .map_or_else(|| out_dir.join("kiln-cache"), |t| t.join("kiln-cache"));
+        // Under the target folder when OUT_DIR is Cargo's <target>/[<triple>/]<profile>/build/
+        // <package>-<hash>/out (kept across `cargo clean -p`), else inside OUT_DIR: never in
+        // the source tree, whatever tool runs the build script.
+        let cargo_layout = out_dir.file_name().is_some_and(|n| n == "out")
+            && out_dir
+                .parent()
+                .and_then(Path::parent)
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "build");
+        config.cache.dir = match out_dir.ancestors().nth(4) {
+            Some(target) if cargo_layout => target.join("kiln-cache"),
+            _ => out_dir.join("kiln-cache"),
+        };
         config.keep_builds = 1;
         config.unhashed = false;
         if !config.manifest.formats.contains(&ManifestFormat::Kiln) {
@@ -229,7 +243,15 @@ impl Assets {
             f(&mut config);
         }
         config.validate()?;
-        rerun_for_sources(&config.src);
+        // Exactly what the build reads: the source folder, its folders and files (not the
+        // excluded ones). A path Cargo's line protocol cannot carry (a newline in a name) is
+        // covered by its folder's line.
+        for path in kiln_core::discover::inputs(&config) {
+            let text = path.display().to_string();
+            if !text.contains(['\n', '\r']) {
+                println!("cargo:rerun-if-changed={text}");
+            }
+        }
 
         let report = Builder::from_config(config.clone()).build()?;
         for w in &report.warnings {
@@ -247,8 +269,10 @@ impl Assets {
         let manifest: Value = std::fs::read(&manifest_path)
             .map_err(|e| io(&manifest_path, &e))
             .and_then(|b| serde_json::from_slice(&b).map_err(|e| io(&manifest_path, &e)))?;
-        let code =
-            generate(&manifest, &config.out, embedded).map_err(|e| io(&manifest_path, &e))?;
+        let code = generate(&manifest, &config.out, embedded).map_err(|e| match e {
+            Generate::Names(m) => EmitError::Names(m),
+            Generate::Io(m) => io(&manifest_path, &m),
+        })?;
         let module = out_dir.join("assets.rs");
         // Rewritten only when it changes, so rustc's view of it stays fresh.
         if std::fs::read_to_string(&module).ok().as_deref() != Some(code.as_str()) {
@@ -263,20 +287,6 @@ impl Assets {
     }
 }
 
-/// `cargo:rerun-if-changed` for `src`, every folder under it (an added or deleted file changes
-/// its folder) and every file in it (an edit changes the file).
-fn rerun_for_sources(src: &Path) {
-    println!("cargo:rerun-if-changed={}", src.display());
-    for entry in walkdir::WalkDir::new(src)
-        .follow_links(true)
-        .min_depth(1)
-        .into_iter()
-        .filter_map(Result::ok)
-    {
-        println!("cargo:rerun-if-changed={}", entry.path().display());
-    }
-}
-
 /// One asset of the manifest, as the generated code needs it.
 struct Entry<'a> {
     logical: &'a str,
@@ -287,21 +297,43 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or("")
 }
 
+/// Why [`generate`] failed.
+#[derive(Debug)]
+pub enum Generate {
+    /// Two files would share a Rust name or a URL: the message names both.
+    Names(String),
+    /// The manifest or a built file could not be read.
+    Io(String),
+}
+
+impl From<String> for Generate {
+    fn from(m: String) -> Self {
+        Generate::Io(m)
+    }
+}
+
+impl From<&str> for Generate {
+    fn from(m: &str) -> Self {
+        Generate::Io(m.to_owned())
+    }
+}
+
 /// The source of `assets.rs` for kiln's `manifest.json` in `out`.
-pub fn generate(manifest: &Value, out: &Path, embed: bool) -> Result<String, String> {
+pub fn generate(manifest: &Value, out: &Path, embed: bool) -> Result<String, Generate> {
     let public_url = text(manifest, "public_url");
     let assets = manifest
         .get("assets")
         .and_then(Value::as_object)
         .ok_or("no `assets` in manifest.json")?;
-    // serde_json's maps are sorted: the logical paths are in order, as `Assets::get` needs.
-    let entries: Vec<Entry<'_>> = assets
+    // Sorted by logical path (byte order), as `Assets::get` searches them.
+    let mut entries: Vec<Entry<'_>> = assets
         .iter()
         .map(|(k, v)| Entry {
             logical: k,
             value: v,
         })
         .collect();
+    entries.sort_by(|a, b| a.logical.cmp(b.logical));
     let index: BTreeMap<&str, usize> = entries
         .iter()
         .enumerate()
@@ -429,7 +461,13 @@ pub fn generate(manifest: &Value, out: &Path, embed: bool) -> Result<String, Str
         }
     }
     routes.sort_by(|a, b| a.0.cmp(&b.0));
-    routes.dedup_by(|a, b| a.0 == b.0);
+    if let Some(w) = routes.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(Generate::Names(format!(
+            "two files would be served as `{}` (a source file named like a fingerprinted file, \
+             a source map or one of kiln's manifests): rename the source file",
+            w[0].0
+        )));
+    }
 
     code.push_str(
         "// Generated by kiln::cargo from the build's manifest.json. Do not edit.\n\
@@ -451,7 +489,7 @@ pub fn generate(manifest: &Value, out: &Path, embed: bool) -> Result<String, Str
         }
         node.files.push((name.to_owned(), i, e.logical.to_owned()));
     }
-    tree.write(&mut code, 0, &url_of, &entries);
+    tree.write(&mut code, 0, &url_of, &entries)?;
     let by_path: Vec<String> = (0..entries.len())
         .map(|i| format!("&__kiln::A{i}"))
         .collect();
@@ -479,7 +517,7 @@ pub fn generate(manifest: &Value, out: &Path, embed: bool) -> Result<String, Str
 }
 
 /// `Representation` literals for `(encoding, file under out)`, with a strong ETag of the bytes.
-fn representations(reps: &[(&str, String)], out: &Path, embed: bool) -> Result<String, String> {
+fn representations(reps: &[(&str, String)], out: &Path, embed: bool) -> Result<String, Generate> {
     let mut items = Vec::new();
     for (encoding, file) in reps {
         let path = out.join(file);
@@ -487,7 +525,7 @@ fn representations(reps: &[(&str, String)], out: &Path, embed: bool) -> Result<S
         let etag = format!("\"{}\"", &blake3::hash(&bytes).to_hex()[..32]);
         let path = path.to_str().ok_or("OUT_DIR is not UTF-8")?;
         let body = if embed {
-            format!("::kiln_serve::Body::Embedded(include_bytes!({path:?}))")
+            format!("::kiln_serve::Body::Embedded(::core::include_bytes!({path:?}))")
         } else {
             format!("::kiln_serve::Body::File({path:?})")
         };
@@ -509,43 +547,57 @@ struct Node {
 }
 
 impl Node {
+    /// Writes this folder's items. Two names that map to one identifier are an error naming
+    /// both: giving the plain name to whichever sorts first would let an added file take over
+    /// a name code already uses.
     fn write(
         &self,
         code: &mut String,
         depth: usize,
         url_of: &dyn Fn(&str) -> String,
         entries: &[Entry<'_>],
-    ) {
+    ) -> Result<(), Generate> {
         let pad = "    ".repeat(depth);
-        let root = "super::".repeat(depth);
-        let mut used = std::collections::HashSet::new();
+        let root = if depth == 0 {
+            "self::".to_owned()
+        } else {
+            "super::".repeat(depth)
+        };
+        let clash = |ident: &str, a: &str, b: &str| {
+            Generate::Names(format!(
+                "`{a}` and `{b}` would both be `{ident}` in the generated module: rename one"
+            ))
+        };
+        let mut used: BTreeMap<String, String> = BTreeMap::new();
         if depth == 0 {
-            used.insert("ASSETS".to_owned());
+            used.insert("ASSETS".to_owned(), "kiln's table `ASSETS`".to_owned());
         }
         for (name, i, logical) in &self.files {
-            let mut ident = ident(name, true);
-            while !used.insert(ident.clone()) {
-                ident.push('_');
+            let ident = ident(name, true);
+            if let Some(other) = used.insert(ident.clone(), logical.clone()) {
+                return Err(clash(&ident, &other, logical));
             }
             let file = text(entries[*i].value, "file");
+            let doc = format!("`{logical}`: `{}`", url_of(file));
             writeln!(
                 code,
-                "{pad}/// `{logical}`: `{}`\n{pad}#[allow(unused_imports)]\n\
-                 {pad}pub use {root}__kiln::A{i} as {ident};",
-                url_of(file)
+                "{pad}#[doc = {doc:?}]\n{pad}#[allow(unused_imports)]\n\
+                 {pad}pub use {root}__kiln::A{i} as {ident};"
             )
             .ok();
         }
-        let mut used = std::collections::HashSet::new();
+        let mut used: BTreeMap<String, String> = BTreeMap::new();
         for (dir, node) in &self.dirs {
-            let mut ident = ident(dir, false);
-            while !used.insert(ident.clone()) {
-                ident.push('_');
+            let ident = ident(dir, false);
+            if let Some(other) = used.insert(ident.clone(), dir.clone()) {
+                return Err(clash(&ident, &format!("{other}/"), &format!("{dir}/")));
             }
-            writeln!(code, "{pad}/// `{dir}/`\n{pad}pub mod {ident} {{").ok();
-            node.write(code, depth + 1, url_of, entries);
+            let doc = format!("`{dir}/`");
+            writeln!(code, "{pad}#[doc = {doc:?}]\n{pad}pub mod {ident} {{").ok();
+            node.write(code, depth + 1, url_of, entries)?;
             writeln!(code, "{pad}}}").ok();
         }
+        Ok(())
     }
 }
 
@@ -578,7 +630,37 @@ fn ident(name: &str, upper: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::ident;
+    use super::{Generate, generate, ident};
+
+    #[test]
+    fn names_that_collide_are_an_error_naming_both() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["App.1.css", "app.2.css"] {
+            std::fs::write(dir.path().join(f), "a{}").unwrap();
+        }
+        let entry = |file: &str| serde_json::json!({"file": file, "content_type": "text/css", "size": 3, "integrity": "x"});
+        let manifest = serde_json::json!({"public_url": "/s/", "assets": {
+            "app.css": entry("app.2.css"), "App.css": entry("App.1.css")}});
+        match generate(&manifest, dir.path(), false) {
+            Err(Generate::Names(m)) => {
+                assert!(m.contains("`App.css`") && m.contains("`app.css`"), "{m}");
+                assert!(m.contains("APP_CSS"), "{m}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Apart, each gets its name, documented with its URL.
+        let manifest =
+            serde_json::json!({"public_url": "/s/", "assets": {"app.css": entry("app.2.css")}});
+        let code = generate(&manifest, dir.path(), false).unwrap();
+        assert!(
+            code.contains("pub use self::__kiln::A0 as APP_CSS;"),
+            "{code}"
+        );
+        assert!(
+            code.contains(r#"#[doc = "`app.css`: `/s/app.2.css`"]"#),
+            "{code}"
+        );
+    }
 
     #[test]
     fn identifiers_are_valid_rust() {

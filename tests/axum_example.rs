@@ -263,7 +263,7 @@ fn the_example_serves_its_assets_from_its_own_bytes_and_chromium_loads_its_page(
     project.build(&[("KILN_PROFILE", "release")]);
     let generated = std::fs::read_to_string(out_dir().join("assets.rs")).unwrap();
     assert!(
-        generated.contains("Body::Embedded(include_bytes!("),
+        generated.contains("Body::Embedded(::core::include_bytes!("),
         "embedded"
     );
     let dir = tempfile::tempdir().unwrap();

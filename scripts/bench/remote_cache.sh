@@ -87,6 +87,11 @@ rc_pair() {
 declare -A RC_B_SUMMARY RC_SAME
 remote_tasks() {
   command -v curl >/dev/null || { source scripts/lib/deps.sh; apt_install curl; }
+  # The same cold build without a remote, in this run, for A's overhead.
+  rc_config none ""
+  # shellcheck disable=SC2317 # prep is called by measure
+  prep() { rm -rf "$OUTS/kiln-rc-none" "$WORK/rc-cache-none"; }
+  measure rc.none "$KILN" build -q --config "$WORK/kiln-rc-none.toml" --out "$OUTS/kiln-rc-none"
   rc_nginx_start
   # shellcheck disable=SC2317
   rc_nginx_reset() { rm -rf "$WORK/rc-nginx/root/cache"; mkdir -p "$WORK/rc-nginx/root/cache"; }
@@ -108,6 +113,7 @@ remote_endpoint = \"http://127.0.0.1:$WEED_S3\""
 }
 
 remote_rows() {
+  row "whole build, cold, no remote cache (for comparison)" "kiln" "$TOTAL_FILES" rc.none -
   row "whole build, cold, filling an empty remote cache (nginx WebDAV)" "kiln, machine A" "$TOTAL_FILES" rc.http-a -
   row "whole build, empty local cache, from that remote cache" "kiln, machine B" "$TOTAL_FILES" rc.http-b -
   row "whole build, cold, filling an empty remote cache (S3, SeaweedFS)" "kiln, machine A" "$TOTAL_FILES" rc.s3-a -
@@ -118,5 +124,6 @@ remote_summary() {
   echo "Remote cache: machine B builds in $(ratio2 rc.http-b rc.http-a) of machine A's time with nginx" \
        "WebDAV and $(ratio2 rc.s3-b rc.s3-a) with S3 (SeaweedFS); B's output is byte-identical to A's:" \
        "${RC_SAME[http]} (nginx), ${RC_SAME[s3]} (S3). B's cache counts, nginx: ${RC_B_SUMMARY[http]};" \
-       "S3: ${RC_B_SUMMARY[s3]}."
+       "S3: ${RC_B_SUMMARY[s3]}. Machine A's cold build took $(ratio2 rc.http-a rc.none) (nginx) and" \
+       "$(ratio2 rc.s3-a rc.none) (S3) of the same build without a remote."
 }

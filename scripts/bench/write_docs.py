@@ -19,7 +19,8 @@ addons, d3, Font Awesome, leaflet, jQuery UI, Django's admin, photos, icons and 
 
 Reproduce with `scripts/bench.sh --runs {runs} --docs` (it assembles the corpus, installs the
 peers into a throwaway folder from npm and PyPI, builds kiln in release mode, runs each task
-{runs} times and keeps the median run); `scripts/bench.sh --only deploy` runs the deploy rows alone.
+{runs} times and keeps the median run); `scripts/bench.sh --only deploy` (or `remote-cache`, or
+`build-rs`) runs those rows alone.
 
 Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev}; {datetime.date.today()}.
 
@@ -76,4 +77,14 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   `jquery-ui/`), not S3's byte order, and aws s3 sync takes the keys that order misplaces (the 18
   files under `vendor/jquery-ui/`, 1.3 MB) for missing: it uploads them again on every run, its
   no-op included. The server shares the 2 cores, so wall time includes its work; CPU and RSS are
-  the client's alone.""")
+  the client's alone.
+- **remote cache**: machine A builds the whole corpus with an empty local cache against an empty
+  remote cache (`[cache] remote`), uploading what it computes in the background; machine B, with
+  an empty local cache of its own, then builds the same sources from that remote. Once against
+  nginx with WebDAV `PUT` (the Bazel HTTP cache layout, `/ac/` and `/cas/`), once against
+  SeaweedFS over S3; both on loopback and sharing the 2 cores. The summary line compares B's
+  output with A's byte for byte and gives B's cache counts.
+- **build.rs**: `cargo build -p kiln-example-axum` (debug, the development loop) with kiln in its
+  build script: nothing changed (cargo finds the package fresh), one rule appended to its CSS
+  (the build script runs kiln with a warm cache, then the crate is compiled and linked again),
+  and, for comparison, one comment appended to its `main.rs` (no build script).""")

@@ -43,6 +43,46 @@ pub enum DiscoverError {
     NonUtf8Name(PathBuf),
 }
 
+/// Every entry under `config.src` that is part of the build: `exclude` and the output and cache
+/// folders left out (folders included, the root first).
+fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + '_ {
+    let root = &config.src;
+    let excludes = PathGlobs::new(&config.exclude);
+    let skip_dirs: Vec<PathBuf> = [&config.out, &config.cache.dir]
+        .into_iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    let walker = walkdir::WalkDir::new(root).follow_links(true).into_iter();
+    walker.filter_entry(move |entry| {
+        if entry.depth() == 0 {
+            return true;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            return true;
+        };
+        if excludes.is_excluded(rel) {
+            return false;
+        }
+        if entry.file_type().is_dir() {
+            if let Ok(canon) = entry.path().canonicalize() {
+                return !skip_dirs.contains(&canon);
+            }
+        }
+        true
+    })
+}
+
+/// The paths a build reads, for tools that must know when to build again (a Cargo build
+/// script's `rerun-if-changed`): the source folder, every folder under it (an added or deleted
+/// file changes its folder) and every file, without `exclude`d ones and the output and cache
+/// folders. Unreadable entries are left out (the build reports them).
+pub fn inputs(config: &Config) -> Vec<PathBuf> {
+    walk(config)
+        .filter_map(Result::ok)
+        .map(walkdir::DirEntry::into_path)
+        .collect()
+}
+
 /// Walks `config.src`, skipping `config.exclude` and the output and cache folders if they sit
 /// inside `src`, and reads every file (see [`discover_with`] to skip unchanged ones).
 pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
@@ -65,32 +105,8 @@ pub fn discover_with(
             return Err(DiscoverError::SameFolder(root.clone()));
         }
     }
-    let excludes = PathGlobs::new(&config.exclude);
-    let skip_dirs: Vec<PathBuf> = [&config.out, &config.cache.dir]
-        .into_iter()
-        .filter_map(|p| p.canonicalize().ok())
-        .collect();
-
     let mut found: Vec<(String, PathBuf)> = Vec::new();
-    let walker = walkdir::WalkDir::new(root).follow_links(true).into_iter();
-    let walker = walker.filter_entry(|entry| {
-        if entry.depth() == 0 {
-            return true;
-        }
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            return true;
-        };
-        if excludes.is_excluded(rel) {
-            return false;
-        }
-        if entry.file_type().is_dir() {
-            if let Ok(canon) = entry.path().canonicalize() {
-                return !skip_dirs.contains(&canon);
-            }
-        }
-        true
-    });
-    for entry in walker {
+    for entry in walk(config) {
         let entry = entry.map_err(|e| DiscoverError::Io {
             path: e.path().map_or_else(|| root.clone(), Path::to_owned),
             source: e

@@ -153,7 +153,10 @@ fn s3_message(target: &Target, err: &object_store::Error) -> String {
              bucket (without it S3 answers a miss with 403) and s3:GetObject on the prefix (and \
              s3:PutObject to write); a job that may not write sets `remote_read_only = true`"
             .to_owned(),
-        E::Storage { message, .. } => message,
+        // The store's hints name the deploy's keys; the cache has its own.
+        E::Storage { message, .. } => message
+            .replace("`[deploy] region`", "`[cache] remote_region`")
+            .replace("`[deploy] endpoint`", "`[cache] remote_endpoint`"),
         E::Credentials(message) => message,
         other => other.to_string(),
     };

@@ -74,7 +74,17 @@ impl<B> tower_service::Service<Request<B>> for ServeAssets {
                 Answer::Read(route, rep, false, builder) => {
                     let bytes = match rep.body {
                         Body::Embedded(b) => Ok(Bytes::from_static(b)),
-                        Body::File(path) => tokio::fs::read(path).await.map(Bytes::from),
+                        // A file rebuilt since this binary was compiled would not match its
+                        // Content-Length and ETag: refuse it rather than send it.
+                        Body::File(path) => {
+                            tokio::fs::read(path).await.map(Bytes::from).and_then(|b| {
+                                if b.len() as u64 == rep.size {
+                                    Ok(b)
+                                } else {
+                                    Err(std::io::Error::other("changed since the build"))
+                                }
+                            })
+                        }
                     };
                     match bytes {
                         Ok(bytes) => builder.body(Full::new(bytes)).unwrap_or_else(|_| {
@@ -82,7 +92,10 @@ impl<B> tower_service::Service<Request<B>> for ServeAssets {
                         }),
                         Err(_) => plain(
                             StatusCode::INTERNAL_SERVER_ERROR,
-                            &format!("{}: the built file is missing: rebuild", route.name),
+                            &format!(
+                                "{}: the built file is missing or changed: rebuild",
+                                route.name
+                            ),
                         ),
                     }
                 }
@@ -138,18 +151,13 @@ fn respond(
         .collect::<Vec<_>>()
         .join(",");
     let rep = choose(route.representations, &accept);
-    let mut builder = Response::builder()
-        .header(header::CONTENT_TYPE, route.content_type)
-        .header(header::ETAG, rep.etag)
-        .header(
-            header::CACHE_CONTROL,
-            if route.hashed { IMMUTABLE } else { REVALIDATE },
-        );
+    // What a 304 carries too (RFC 9110 §15.4.5): the validator and the caching headers.
+    let mut builder = Response::builder().header(header::ETAG, rep.etag).header(
+        header::CACHE_CONTROL,
+        if route.hashed { IMMUTABLE } else { REVALIDATE },
+    );
     if route.representations.len() > 1 {
         builder = builder.header(header::VARY, "Accept-Encoding");
-    }
-    if rep.encoding != Encoding::Identity {
-        builder = builder.header(header::CONTENT_ENCODING, rep.encoding.token());
     }
     let not_modified = headers
         .get_all(header::IF_NONE_MATCH)
@@ -164,8 +172,22 @@ fn respond(
                 .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "bad response")),
         );
     }
+    builder = builder.header(header::CONTENT_TYPE, route.content_type);
+    if rep.encoding != Encoding::Identity {
+        builder = builder.header(header::CONTENT_ENCODING, rep.encoding.token());
+    }
     builder = builder.header(header::CONTENT_LENGTH, rep.size);
     Answer::Read(route, rep, head, builder)
+}
+
+/// A weight as RFC 9110 §12.4.2 writes it: `0`, `1`, `0.5`, `1.000`, at most three decimals.
+fn parse_q(v: &str) -> Option<f32> {
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    let valid = matches!(int, "0" | "1")
+        && frac.len() <= 3
+        && frac.bytes().all(|b| b.is_ascii_digit())
+        && (int == "0" || frac.bytes().all(|b| b == b'0'));
+    valid.then(|| v.parse().ok()).flatten()
 }
 
 /// Whether an `If-None-Match` value (`*`, or a list of tags, weak or strong) matches `etag`
@@ -188,20 +210,23 @@ pub fn choose<'a>(reps: &'a [Representation], accept: &str) -> &'a Representatio
         return identity;
     }
     let mut listed: Vec<(&str, f32)> = Vec::new();
-    for item in accept.split(',') {
+    'items: for item in accept.split(',') {
         let mut parts = item.split(';');
-        let coding = parts.next().unwrap_or("").trim();
-        if coding.is_empty() {
-            continue;
-        }
+        let coding = match parts.next().unwrap_or("").trim() {
+            // RFC 9110 §8.4.1.3: x-gzip is gzip.
+            c if c.eq_ignore_ascii_case("x-gzip") => "gzip",
+            "" => continue,
+            c => c,
+        };
         let mut q = 1.0f32;
         for p in parts {
-            if let Some(v) = p
-                .trim()
-                .strip_prefix("q=")
-                .or_else(|| p.trim().strip_prefix("Q="))
-            {
-                q = v.trim().parse().unwrap_or(0.0);
+            let p = p.trim();
+            if let Some(v) = p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")) {
+                match parse_q(v.trim()) {
+                    Some(v) => q = v,
+                    // A malformed weight: the element is ignored.
+                    None => continue 'items,
+                }
             }
         }
         listed.push((coding, q));
@@ -217,8 +242,8 @@ pub fn choose<'a>(reps: &'a [Representation], accept: &str) -> &'a Representatio
             Some(q) => q,
             None => match find("*") {
                 Some(q) => q,
-                // identity is always acceptable unless excluded.
-                None if token == "identity" => 1.0,
+                // identity is acceptable unless excluded, but only when nothing listed is.
+                None if token == "identity" => 0.001,
                 None => 0.0,
             },
         }
@@ -283,6 +308,15 @@ mod tests {
         assert_eq!(pick("BR"), Encoding::Brotli);
         // Identity refused and nothing else offered: identity anyway (a 406 helps nobody).
         assert_eq!(pick("identity;q=0, zstd"), Encoding::Identity);
+        assert_eq!(pick("br;q=0.000, gzip"), Encoding::Gzip);
+        assert_eq!(pick("*;q=0, gzip"), Encoding::Gzip);
+        assert_eq!(pick("*;q=0"), Encoding::Identity);
+        assert_eq!(pick(" br ; q=0.5 ,  gzip ; q=0.4 "), Encoding::Brotli);
+        assert_eq!(pick("x-gzip"), Encoding::Gzip);
+        // Malformed weights are ignored, not taken as preferences.
+        assert_eq!(pick("br;q=2, gzip"), Encoding::Gzip);
+        assert_eq!(pick("br;q=NaN, gzip;q=0.1"), Encoding::Gzip);
+        assert_eq!(pick("br;q=abc"), Encoding::Identity);
     }
 
     #[test]
