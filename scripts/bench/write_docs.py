@@ -82,9 +82,11 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   remote cache (`[cache] remote`), uploading what it computes in the background; machine B, with
   an empty local cache of its own, then builds the same sources from that remote. Once against
   nginx with WebDAV `PUT` (the Bazel HTTP cache layout, `/ac/` and `/cas/`), once against
-  SeaweedFS over S3; both on loopback and sharing the 2 cores. The summary line compares B's
-  output with A's byte for byte and gives B's cache counts.
-- **build.rs**: `cargo build -p kiln-example-axum` (debug, the development loop) with kiln in its
-  build script: nothing changed (cargo finds the package fresh), one rule appended to its CSS
+  SeaweedFS over S3; both on loopback and sharing the 2 cores. The first row is the same cold
+  build without a remote, for A's overhead. The summary line compares B's output with A's byte
+  for byte and gives B's cache counts.
+- **build.rs**: `cargo test --no-run` of the workspace (debug; it compiles the example's binary
+  and its test harness, twice what a `cargo build` of the app alone compiles) with kiln in the
+  example's build script: nothing changed (cargo finds the package fresh), one rule appended to its CSS
   (the build script runs kiln with a warm cache, then the crate is compiled and linked again),
   and, for comparison, one comment appended to its `main.rs` (no build script).""")

@@ -375,6 +375,29 @@ impl RemoteCache {
     }
 }
 
+impl RemoteCache {
+    /// `path` within `limit` and `max` bytes; None (the miss or the rejection counted) otherwise.
+    fn fetch(
+        &self,
+        path: &str,
+        max: u64,
+        limit: Duration,
+        started: std::time::Instant,
+    ) -> Option<Bytes> {
+        match self.bounded(limit, self.backend.get(path, max))? {
+            Fetched::Found(bytes) => Some(bytes),
+            Fetched::Missing => {
+                self.missed(started);
+                None
+            }
+            Fetched::TooLarge => {
+                self.state.rejected.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
 impl Remote for RemoteCache {
     fn get(&self, key: &str) -> Option<Vec<u8>> {
         if self.state.reads_off.load(Ordering::SeqCst) {
@@ -383,35 +406,15 @@ impl Remote for RemoteCache {
         }
         let started = std::time::Instant::now();
         let ac = format!("ac/{}", action_key(key));
-        let action = match self.bounded(self.timeout, self.backend.get(&ac, MAX_ACTION))? {
-            Fetched::Found(a) => a,
-            Fetched::Missing => {
-                self.missed(started);
-                return None;
-            }
-            Fetched::TooLarge => {
-                self.state.rejected.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
+        let action = self.fetch(&ac, MAX_ACTION, self.timeout, started)?;
         let Some((hash, size)) = action_result::decode(&action).filter(|d| d.1 <= MAX_PAYLOAD)
         else {
             self.state.rejected.fetch_add(1, Ordering::Relaxed);
             return None;
         };
         let limit = self.timeout + Duration::from_secs(size / MIN_RATE);
-        let blob = match self.bounded(limit, self.backend.get(&format!("cas/{hash}"), size))? {
-            Fetched::Found(b) => b,
-            // The action outlived its blob (a server that evicts them separately).
-            Fetched::Missing => {
-                self.missed(started);
-                return None;
-            }
-            Fetched::TooLarge => {
-                self.state.rejected.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-        };
+        // Missing here: the action outlived its blob (a server that evicts them separately).
+        let blob = self.fetch(&format!("cas/{hash}"), size, limit, started)?;
         self.state
             .bytes_down
             .fetch_add(blob.len() as u64, Ordering::Relaxed);
