@@ -474,7 +474,7 @@ fn cargo_reruns_the_build_script_exactly_when_an_input_changes() {
         "a { color: red }\nb { background: url(missing.png) }\n",
     )
     .unwrap();
-    let o = project.cargo(&["build", "--locked"], &[]);
+    let o = project.cargo(&["test", "--no-run", "--locked"], &[]);
     let text = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{text}");
     assert!(text.contains("css/app.css:2:"), "{text}");
