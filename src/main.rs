@@ -547,4 +547,9 @@ impl kiln::Progress for Bar {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+
+    fn waiting(&self, message: &str) {
+        // Printed even with --quiet: a build that stands still must say why.
+        self.bar.suspend(|| eprintln!("kiln: {message}"));
+    }
 }

@@ -41,6 +41,10 @@ pub struct Config {
     pub targets: Option<Targets>,
     /// Globs of source files to skip. A glob without `/` matches any path component.
     pub exclude: Vec<String>,
+    /// Folders outside `src` that symbolic links under `src` may point into. A link whose target
+    /// is outside `src` and outside these is an error: following it would publish whatever it
+    /// points at (a credentials file) on the CDN.
+    pub allow_symlinks_into: Vec<PathBuf>,
     /// How many builds' worth of fingerprinted files to keep in `out` for rolling deploys.
     pub keep_builds: usize,
     /// Worker threads for the transform stage; unset means one per core.
@@ -724,6 +728,7 @@ impl Default for Config {
             targets: None,
             // Django's collectstatic ignore patterns.
             exclude: vec![".*".to_owned(), "*~".to_owned(), "CVS".to_owned()],
+            allow_symlinks_into: Vec::new(),
             keep_builds: 3,
             jobs: None,
             manifest: ManifestConfig::default(),
@@ -912,6 +917,9 @@ impl Config {
         config.src = join_base(base, &config.src);
         config.out = join_base(base, &config.out);
         config.cache.dir = join_base(base, &config.cache.dir);
+        for folder in &mut config.allow_symlinks_into {
+            *folder = join_base(base, folder);
+        }
         Ok(config)
     }
 

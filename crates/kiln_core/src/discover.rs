@@ -38,6 +38,24 @@ pub enum DiscoverError {
     /// `src` and `out` are the same folder: each build would fingerprint the last one's output.
     #[error("{0}: `src` and `out` are the same folder; write the output somewhere else")]
     SameFolder(PathBuf),
+    /// A symbolic link under `src` points outside it (and outside `allow_symlinks_into`).
+    #[error(
+        "{link}: symbolic link to `{target}`, outside the source folder; kiln would publish it"
+    )]
+    LinkOutside {
+        /// The link.
+        link: PathBuf,
+        /// Where it points (resolved).
+        target: PathBuf,
+    },
+    /// Following symbolic links leads back to a folder being walked.
+    #[error("{link}: symbolic link loop: it leads back to `{ancestor}`")]
+    LinkLoop {
+        /// The link.
+        link: PathBuf,
+        /// The folder it leads back to.
+        ancestor: PathBuf,
+    },
     /// A file name is not valid UTF-8, so it cannot be a URL or a manifest key.
     #[error("{0}: file name is not valid UTF-8; rename it")]
     NonUtf8Name(PathBuf),
@@ -77,10 +95,50 @@ fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEnt
 /// file changes its folder) and every file, without `exclude`d ones and the output and cache
 /// folders. Unreadable entries are left out (the build reports them).
 pub fn inputs(config: &Config) -> Vec<PathBuf> {
+    let links = LinkPolicy::new(config);
     walk(config)
         .filter_map(Result::ok)
+        .filter(|e| links.check(e).is_ok())
         .map(walkdir::DirEntry::into_path)
         .collect()
+}
+
+/// Where symbolic links under `src` may point: into `src` itself or a folder of
+/// `allow_symlinks_into`.
+struct LinkPolicy {
+    allowed: Vec<PathBuf>,
+}
+
+impl LinkPolicy {
+    fn new(config: &Config) -> Self {
+        let allowed = std::iter::once(&config.src)
+            .chain(&config.allow_symlinks_into)
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        LinkPolicy { allowed }
+    }
+
+    /// Refuses a link whose resolved target is outside every allowed folder.
+    fn check(&self, entry: &walkdir::DirEntry) -> Result<(), DiscoverError> {
+        if !entry.path_is_symlink() {
+            return Ok(());
+        }
+        let target = entry
+            .path()
+            .canonicalize()
+            .map_err(|source| DiscoverError::Io {
+                path: entry.path().to_owned(),
+                source,
+            })?;
+        if self.allowed.iter().any(|root| target.starts_with(root)) {
+            Ok(())
+        } else {
+            Err(DiscoverError::LinkOutside {
+                link: entry.path().to_owned(),
+                target,
+            })
+        }
+    }
 }
 
 /// Walks `config.src`, skipping `config.exclude` and the output and cache folders if they sit
@@ -105,14 +163,22 @@ pub fn discover_with(
             return Err(DiscoverError::SameFolder(root.clone()));
         }
     }
+    let links = LinkPolicy::new(config);
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     for entry in walk(config) {
-        let entry = entry.map_err(|e| DiscoverError::Io {
-            path: e.path().map_or_else(|| root.clone(), Path::to_owned),
-            source: e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("filesystem loop")),
+        let entry = entry.map_err(|e| match e.loop_ancestor() {
+            Some(ancestor) => DiscoverError::LinkLoop {
+                link: e.path().map_or_else(|| root.clone(), Path::to_owned),
+                ancestor: ancestor.to_owned(),
+            },
+            None => DiscoverError::Io {
+                path: e.path().map_or_else(|| root.clone(), Path::to_owned),
+                source: e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("cannot be read")),
+            },
         })?;
+        links.check(&entry)?;
         if !entry.file_type().is_file() {
             continue;
         }
@@ -227,6 +293,51 @@ mod tests {
         let p = root.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(p, rel).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_out_of_src_are_refused_unless_allowed_and_loops_are_named() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("assets");
+        touch(&src, "app.css");
+        touch(&src, "img/logo.svg");
+        touch(dir.path(), "secrets/credentials");
+        touch(dir.path(), "vendor/lib.js");
+        // Inside src: fine, the target's bytes under the link's name.
+        symlink(src.join("img/logo.svg"), src.join("logo-link.svg")).unwrap();
+        symlink(dir.path().join("secrets/credentials"), src.join("creds.txt")).unwrap();
+        let mut config = Config {
+            src: src.clone(),
+            out: dir.path().join("out"),
+            ..Config::default()
+        };
+        let err = discover(&config).unwrap_err();
+        assert!(
+            matches!(&err, DiscoverError::LinkOutside { link, .. } if link.ends_with("creds.txt")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("outside the source folder"));
+        // Nor is it in what a Cargo build script watches.
+        assert!(!inputs(&config).iter().any(|p| p.ends_with("creds.txt")));
+
+        // A linked folder is allowed once its target folder is listed.
+        std::fs::remove_file(src.join("creds.txt")).unwrap();
+        symlink(dir.path().join("vendor"), src.join("vendor")).unwrap();
+        assert!(matches!(
+            discover(&config),
+            Err(DiscoverError::LinkOutside { .. })
+        ));
+        config.allow_symlinks_into = vec![dir.path().join("vendor")];
+        let found = discover(&config).unwrap();
+        let names: Vec<&str> = found.assets.iter().map(|a| a.logical.as_str()).collect();
+        assert_eq!(names, ["app.css", "img/logo.svg", "logo-link.svg", "vendor/lib.js"]);
+
+        // A loop is an error naming the link, not a hang or a stack overflow.
+        symlink(&src, src.join("img/up")).unwrap();
+        let err = discover(&config).unwrap_err();
+        assert!(matches!(&err, DiscoverError::LinkLoop { link, .. } if link.ends_with("img/up")), "{err}");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub struct Emitted {
     pub files: Vec<String>,
     /// How many were written (the rest already existed with the same bytes).
     pub written: usize,
+    /// The fingerprinted files this build added to the folder (see [`take_back`]).
+    pub added: Vec<String>,
 }
 
 /// A write or delete in the output folder failed.
@@ -70,7 +72,7 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
         })
         .collect();
     std::fs::create_dir_all(out).map_err(io_err(out))?;
-    let written: Vec<bool> = files
+    let needed: Vec<bool> = files
         .par_iter()
         .map(|&(name, content, fingerprinted)| {
             let path = out.join(name);
@@ -84,14 +86,38 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
                         .bytes()
                         .is_ok_and(|b| std::fs::read(&path).is_ok_and(|old| old == *b))
             };
-            if same {
-                return Ok(false);
-            }
-            let bytes = content.bytes().map_err(io_err(&path))?;
-            write_atomic(&path, &bytes).map_err(io_err(&path))?;
-            Ok(true)
+            !same
         })
-        .collect::<Result<_, EmitError>>()?;
+        .collect();
+    // New fingerprinted files are recorded before they exist, so a build killed between writing
+    // them and recording them in the history (after the manifests) leaves nothing the next build
+    // does not know to remove.
+    let new: Vec<&str> = files
+        .iter()
+        .zip(&needed)
+        .filter(|((_, _, fingerprinted), needed)| **needed && *fingerprinted)
+        .map(|((name, _, _), _)| *name)
+        .collect();
+    if !new.is_empty() {
+        record_pending(out, &new)?;
+    }
+    let result = files
+        .par_iter()
+        .zip(&needed)
+        .filter(|(_, needed)| **needed)
+        .try_for_each(|(&(name, content, _), _)| {
+            let path = out.join(name);
+            let bytes = content.bytes().map_err(io_err(&path))?;
+            write_atomic(&path, &bytes).map_err(io_err(&path))
+        });
+    let added: Vec<String> = new.iter().map(|n| (*n).to_owned()).collect();
+    if let Err(e) = result {
+        // A failed emit (full disk, permissions) takes back the files it added; files of the
+        // previous build were never touched.
+        remove_added(out, &added);
+        return Err(e);
+    }
+    let written: Vec<bool> = needed;
     let mut names: Vec<String> = files
         .iter()
         .map(|(name, _, _)| (*name).to_owned())
@@ -100,7 +126,23 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
     Ok(Emitted {
         files: names,
         written: written.into_iter().filter(|w| *w).count(),
+        added,
     })
+}
+
+/// Removes the files `emitted` added, when a later step of the build (manifests) failed: the
+/// folder is left as the previous build left it.
+pub fn take_back(out: &Path, emitted: &Emitted) {
+    remove_added(out, &emitted.added);
+}
+
+fn remove_added(out: &Path, added: &[String]) {
+    for name in added {
+        let path = out.join(name);
+        if std::fs::remove_file(&path).is_ok() {
+            remove_empty_parents(out, &path);
+        }
+    }
 }
 
 /// An output's content: bytes in memory, or an unchanged source file to copy.
@@ -147,6 +189,29 @@ struct History {
     version: u32,
     /// Newest first: the files each build wrote.
     builds: Vec<Vec<String>>,
+    /// Files a build started writing and had not recorded yet (it was killed, or is running):
+    /// removed by the next build that does not need them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pending: Vec<String>,
+}
+
+fn read_history(path: &Path) -> History {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Adds `names` to the history's pending files, durably, before they are written.
+fn record_pending(out: &Path, names: &[&str]) -> Result<(), EmitError> {
+    let path = out.join(HISTORY_FILE);
+    let mut history = read_history(&path);
+    history.version = 1;
+    history.pending.extend(names.iter().map(|n| (*n).to_owned()));
+    history.pending.sort();
+    history.pending.dedup();
+    let json = serde_json::to_vec_pretty(&history).expect("history serialises");
+    write_durable(&path, &json).map_err(io_err(&path))
 }
 
 /// Records this build's files (plus `extra`, the manifests) and deletes files that only builds
@@ -157,17 +222,19 @@ pub fn retire_old_builds(
     keep: usize,
 ) -> Result<Vec<String>, EmitError> {
     let history_path = out.join(HISTORY_FILE);
-    let mut history: History = std::fs::read(&history_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    if history.version == 1 && history.builds.first() == Some(&emitted.files) {
+    let mut history = read_history(&history_path);
+    if history.version == 1
+        && history.pending.is_empty()
+        && history.builds.first() == Some(&emitted.files)
+    {
         // The same files as the last build: nothing to record, nothing to remove.
         return Ok(Vec::new());
     }
     history.version = 1;
     history.builds.insert(0, emitted.files.clone());
-    let dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
+    let mut dropped: Vec<Vec<String>> =
+        history.builds.split_off(keep.min(history.builds.len()));
+    dropped.push(std::mem::take(&mut history.pending));
     let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
     // The history file is data in a public folder: never follow an entry out of `out`.
     let mut removed: Vec<String> = dropped

@@ -19,10 +19,27 @@ pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn write(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
+    prepare(path, bytes, durable)?
+        .persist(path)
+        .map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Writes `bytes` durably to a temporary file next to `path`, to be renamed into place by the
+/// caller ([`tempfile::NamedTempFile::persist`]); dropped without that, it is deleted. Several
+/// files prepared first and renamed after appear together or not at all when a write fails.
+pub(crate) fn prepare_durable(
+    path: &Path,
+    bytes: &[u8],
+) -> std::io::Result<tempfile::NamedTempFile> {
+    prepare(path, bytes, true)
+}
+
+fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".kiln-tmp-")
+        .prefix(crate::lock::TEMP_PREFIX)
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     // tempfile creates files readable by their owner only; web servers run as another user.
@@ -35,6 +52,5 @@ fn write(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<()> {
     if durable {
         tmp.as_file().sync_data()?;
     }
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    Ok(tmp)
 }

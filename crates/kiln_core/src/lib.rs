@@ -24,6 +24,7 @@ pub mod emit;
 mod fsutil;
 pub mod index;
 pub mod link;
+pub mod lock;
 pub mod manifest;
 pub mod pipeline;
 pub mod srcmap;

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::config::{Config, ManifestFormat};
 use crate::emit::EmitError;
-use crate::fsutil::write_durable;
+use crate::fsutil::prepare_durable;
 use crate::link::Linked;
 
 /// The current version of kiln's manifest schema.
@@ -218,8 +218,11 @@ fn import_map(linked: &Linked, config: &Config) -> serde_json::Value {
 }
 
 /// Writes the configured manifests into `out`, kiln's last. Returns how many files changed.
+///
+/// All of them are written to temporary files first and only then renamed into place, so a write
+/// that fails (a full disk) leaves every manifest as it was, never a mix of two builds.
 pub fn write_manifests(linked: &Linked, config: &Config, out: &Path) -> Result<usize, EmitError> {
-    let mut changed = 0;
+    let mut prepared = Vec::new();
     for format in ManifestFormat::ALL {
         if !config.manifest.formats.contains(&format) {
             continue;
@@ -229,11 +232,18 @@ pub fn write_manifests(linked: &Linked, config: &Config, out: &Path) -> Result<u
         if std::fs::read(&path).is_ok_and(|old| old == bytes) {
             continue;
         }
-        write_durable(&path, &bytes).map_err(|source| EmitError {
+        let tmp = prepare_durable(&path, &bytes).map_err(|source| EmitError {
             path: path.clone(),
             source,
         })?;
-        changed += 1;
+        prepared.push((path, tmp));
+    }
+    let changed = prepared.len();
+    for (path, tmp) in prepared {
+        tmp.persist(&path).map_err(|e| EmitError {
+            path: path.clone(),
+            source: e.error,
+        })?;
     }
     Ok(changed)
 }

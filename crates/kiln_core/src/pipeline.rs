@@ -29,6 +29,9 @@ pub trait Progress: Sync {
     fn advance(&self) {}
     /// The transform stage is over.
     fn finish(&self) {}
+    /// Another process is writing the output folder; this build waits for it (`message` says
+    /// for whom).
+    fn waiting(&self, _message: &str) {}
 }
 
 /// Progress that goes nowhere.
@@ -238,9 +241,17 @@ fn run(
     let compressed = compress(&mut linked, &config.compress, cache.as_ref());
     lap("compress", &mut timings);
 
+    // From the first write to the last, the output folder is this build's alone.
+    let _lock = crate::lock::OutputLock::acquire(&config.out, &|m| progress.waiting(m))?;
     let emitted = emit(&linked, &config.out, config.unhashed)?;
     lap("emit", &mut timings);
-    let manifests_written = write_manifests(&linked, config, &config.out)?;
+    let manifests_written = match write_manifests(&linked, config, &config.out) {
+        Ok(n) => n,
+        Err(e) => {
+            crate::emit::take_back(&config.out, &emitted);
+            return Err(e.into());
+        }
+    };
     let removed = retire_old_builds(&config.out, &emitted, config.keep_builds)?;
     lap("manifest", &mut timings);
     // The remote's last uploads finish while nothing else is left to do.
