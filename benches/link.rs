@@ -36,6 +36,7 @@ fn graph() -> Transformed {
                 kind: RefKind::Url,
                 target: None,
                 from: None,
+                optional: false,
                 line: 1,
                 column: 1,
             });

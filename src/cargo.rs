@@ -254,7 +254,7 @@ impl Assets {
         }
 
         let report = Builder::from_config(config.clone()).build()?;
-        for w in &report.warnings {
+        for w in &kiln_core::diagnostic::summarise(&report.warnings) {
             let mut line = w.render();
             if let Some(first) = line.lines().next() {
                 line = first.to_owned();

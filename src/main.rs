@@ -128,6 +128,9 @@ struct BuildArgs {
     /// Print only errors and warnings, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// List every warning: without it, a file's many dropped CSS hacks are one counted line.
+    #[arg(long, short = 'v')]
+    verbose: bool,
     /// Neither read nor write the build cache.
     #[arg(long)]
     no_cache: bool,
@@ -273,7 +276,7 @@ fn build(args: BuildArgs) -> ExitCode {
     progress.clear();
     match result {
         Ok(report) => {
-            for w in &report.warnings {
+            for w in &shown(&report.warnings, args.verbose) {
                 eprint!("{}", render(w, styled));
             }
             if !args.quiet {
@@ -282,7 +285,7 @@ fn build(args: BuildArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(BuildError::Diagnostics(diagnostics)) => {
-            for d in &diagnostics {
+            for d in &shown(&diagnostics, args.verbose) {
                 eprint!("{}", render(d, styled));
             }
             let errors = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -331,13 +334,14 @@ fn watch(args: BuildArgs) -> ExitCode {
     let styled = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let stop = std::sync::atomic::AtomicBool::new(false);
     let out = config.out.clone();
+    let verbose = args.verbose;
     let result = Builder::from_config(config.clone()).watch(source, &stop, |event| match event {
         WatchEvent::Built {
             report,
             changed,
             elapsed,
         } => {
-            for w in &report.warnings {
+            for w in &shown(&report.warnings, verbose) {
                 eprint!("{}", render(w, styled));
             }
             if changed.is_empty() {
@@ -358,7 +362,7 @@ fn watch(args: BuildArgs) -> ExitCode {
         WatchEvent::Failed { error, changed } => {
             match error {
                 BuildError::Diagnostics(diagnostics) => {
-                    for d in diagnostics {
+                    for d in &shown(diagnostics, verbose) {
                         eprint!("{}", render(d, styled));
                     }
                 }
@@ -398,6 +402,15 @@ fn config_error_text(e: &ConfigError) -> String {
     match e {
         ConfigError::Parse { .. } => e.to_string(),
         _ => format!("kiln: error: {e}"),
+    }
+}
+
+/// The diagnostics to print: all of them with `--verbose`, else with each file's CSS hacks folded.
+fn shown(diagnostics: &[kiln::Diagnostic], verbose: bool) -> Vec<kiln::Diagnostic> {
+    if verbose {
+        diagnostics.to_vec()
+    } else {
+        kiln::kiln_core::diagnostic::summarise(diagnostics)
     }
 }
 

@@ -58,7 +58,8 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     for entry in walkdir::WalkDir::new(dir) {
         let entry = entry.unwrap();
-        if entry.file_type().is_file() {
+        // The lock file holds the last writer's PID: not output.
+        if entry.file_type().is_file() && entry.file_name() != kiln::kiln_core::lock::LOCK_FILE {
             let rel = entry.path().strip_prefix(dir).unwrap();
             let key = rel
                 .components()
@@ -105,10 +106,31 @@ pub fn json(path: &Path) -> serde_json::Value {
     .unwrap()
 }
 
-/// The `url()` and `@import` URLs of a CSS text, found by lightningcss (not by regex). Panics if
-/// the CSS does not parse.
+/// The `url()` and `@import` URLs of a CSS text (custom properties' included), found by
+/// lightningcss (not by regex). Panics if the CSS does not parse.
 pub fn css_urls(css: &str, name: &str) -> Vec<String> {
-    let sheet = StyleSheet::parse(
+    use lightningcss::rules::CssRule;
+    use lightningcss::values::url::Url;
+    use lightningcss::visitor::{Visit, VisitTypes, Visitor};
+
+    struct Urls(Vec<String>);
+    impl<'i> Visitor<'i> for Urls {
+        type Error = std::convert::Infallible;
+        fn visit_types(&self) -> VisitTypes {
+            lightningcss::visit_types!(URLS | RULES)
+        }
+        fn visit_url(&mut self, url: &mut Url<'i>) -> Result<(), Self::Error> {
+            self.0.push(url.url.to_string());
+            Ok(())
+        }
+        fn visit_rule(&mut self, rule: &mut CssRule<'i>) -> Result<(), Self::Error> {
+            if let CssRule::Import(import) = rule {
+                self.0.push(import.url.to_string());
+            }
+            rule.visit_children(self)
+        }
+    }
+    let mut sheet = StyleSheet::parse(
         css,
         ParserOptions {
             filename: name.to_owned(),
@@ -116,23 +138,9 @@ pub fn css_urls(css: &str, name: &str) -> Vec<String> {
         },
     )
     .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
-    let printed = sheet
-        .to_css(PrinterOptions {
-            analyze_dependencies: Some(DependencyOptions {
-                remove_imports: false,
-            }),
-            ..PrinterOptions::default()
-        })
-        .unwrap();
-    printed
-        .dependencies
-        .unwrap_or_default()
-        .into_iter()
-        .map(|d| match d {
-            Dependency::Url(u) => u.url,
-            Dependency::Import(i) => i.url,
-        })
-        .collect()
+    let mut urls = Urls(Vec::new());
+    let _ = sheet.visit(&mut urls);
+    urls.0
 }
 
 /// True for URLs kiln leaves alone.

@@ -847,14 +847,25 @@ impl ManifestFormat {
 }
 
 /// `[css]`: options for the CSS transformer.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CssConfig {
     /// Inline `@import`ed files that are in the source tree into the importing file.
     pub bundle: bool,
-    /// Skip invalid rules and declarations with a warning instead of failing the build.
+    /// Build what browsers accept: an invalid declaration or rule (an IE star hack, an `@import`
+    /// after other rules) is dropped, as browsers drop it, with a warning, instead of failing
+    /// the build. On by default; `false` makes every such problem an error.
     pub error_recovery: bool,
+}
+
+impl Default for CssConfig {
+    fn default() -> Self {
+        CssConfig {
+            bundle: false,
+            error_recovery: true,
+        }
+    }
 }
 
 /// `[js]`: options for the JavaScript transformer.

@@ -31,6 +31,45 @@ impl fmt::Display for Severity {
     }
 }
 
+/// The code of CSS the transformer recovered from (an IE hack, an invalid declaration): what
+/// [`summarise`] folds into one line per file.
+pub const CSS_RECOVERED: &str = "css-recovered";
+
+/// `diagnostics` with each file's [`CSS_RECOVERED`] warnings, when there are several, folded into
+/// one line that counts them and names the first (vendored CSS full of legacy hacks would
+/// otherwise bury a real problem). Order is kept; everything else passes through.
+pub fn summarise(diagnostics: &[Diagnostic]) -> Vec<Diagnostic> {
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for d in diagnostics.iter().filter(|d| d.code == CSS_RECOVERED) {
+        *counts.entry(d.path.as_str()).or_default() += 1;
+    }
+    let mut done = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(diagnostics.len());
+    for d in diagnostics {
+        let count = counts.get(d.path.as_str()).copied().unwrap_or(0);
+        if d.code != CSS_RECOVERED || count < 2 {
+            out.push(d.clone());
+            continue;
+        }
+        if !done.insert(d.path.as_str()) {
+            continue;
+        }
+        out.push(Diagnostic {
+            message: format!(
+                "{count} invalid declarations or rules, which browsers ignore, were dropped \
+                 (legacy hacks such as `*zoom: 1`); the first, at {}:{}: {}",
+                d.line, d.column, d.message
+            ),
+            line: 0,
+            column: 0,
+            source_line: None,
+            help: Some("`--verbose` lists each one".to_owned()),
+            ..d.clone()
+        });
+    }
+    out
+}
+
 /// A problem in a user's file, at a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Diagnostic {

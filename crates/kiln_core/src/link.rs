@@ -202,6 +202,11 @@ fn resolve(
                 },
                 None => url::classify(&r.specifier, from, public_path),
             };
+            let severity = if r.optional {
+                Severity::Warning
+            } else {
+                severity
+            };
             let target = match classified {
                 Specifier::External => Target::Keep,
                 Specifier::Internal {
@@ -225,7 +230,7 @@ fn resolve(
                         }
                     }
                     None => {
-                        let help = if config.strict {
+                        let help = if severity == Severity::Error {
                             "fix the path, add the file, or set `strict = false` to leave unresolved references as they are"
                         } else {
                             "the reference is left as written"

@@ -61,6 +61,11 @@ pub struct Reference {
     pub line: u32,
     /// 1-based column.
     pub column: u32,
+    /// A target that cannot be found is a warning and the reference is left as written, whatever
+    /// `strict` says: for references a browser only follows if something uses them (a `url()` in
+    /// a CSS custom property).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// Whether a `sourceMappingURL` comment is appended, and in which comment syntax.

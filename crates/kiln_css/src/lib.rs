@@ -22,8 +22,10 @@ use lightningcss::dependencies::{Dependency, DependencyOptions};
 use lightningcss::error::ErrorLocation;
 use lightningcss::stylesheet::{MinifyOptions, ParserOptions, PrinterOptions, StyleSheet};
 use lightningcss::targets::{Browsers, Targets};
+use lightningcss::visitor::Visit as _;
 use parcel_sourcemap::SourceMap;
 
+mod custom_urls;
 mod decode;
 
 pub use decode::decode;
@@ -120,6 +122,31 @@ impl Transformer for CssTransformer {
             }
         };
         for w in warnings.read().map(|w| w.clone()).unwrap_or_default() {
+            use lightningcss::error::ParserError;
+            let (severity, code, help) = match &w.kind {
+                // An unclosed block, string or comment swallows the rest of the file: a real
+                // mistake, whatever a browser makes of it.
+                ParserError::EndOfInput => (
+                    kiln_core::Severity::Error,
+                    "css-syntax",
+                    "a `{`, `(`, string or comment is not closed, so everything after it is lost",
+                ),
+                ParserError::UnexpectedImportRule => (
+                    kiln_core::Severity::Warning,
+                    "css-import-ignored",
+                    "browsers ignore an @import after other rules; it was left out of the output (move it to the top to apply it)",
+                ),
+                ParserError::AtRuleInvalid(_) => (
+                    kiln_core::Severity::Warning,
+                    "css-unknown-at-rule",
+                    "browsers ignore at-rules they do not know; it was kept as written",
+                ),
+                _ => (
+                    kiln_core::Severity::Warning,
+                    kiln_core::diagnostic::CSS_RECOVERED,
+                    "dropped from the output, as browsers drop it",
+                ),
+            };
             let mut d = diagnostic_at(
                 input,
                 w.loc.as_ref(),
@@ -127,11 +154,22 @@ impl Transformer for CssTransformer {
                 &text,
                 w.kind.to_string(),
             );
-            d.severity = kiln_core::Severity::Warning;
-            d.code = "css-recovered".into();
-            d.help = Some("the invalid rule or declaration was dropped from the output".to_owned());
+            d.severity = severity;
+            d.code = code.into();
+            d.help = Some(help.to_owned());
             out.diagnostics.push(d);
         }
+        if out.failed() {
+            return out;
+        }
+
+        // Relative url()s in custom properties, which lightningcss would refuse to analyse.
+        let sources = sheet.sources.clone();
+        let exists = |logical: &str| input.lookup(logical).is_some();
+        let mut custom =
+            custom_urls::CustomPropertyUrls::new(&sources, input.config.public_path(), &exists);
+        let _: Result<(), std::convert::Infallible> = sheet.visit(&mut custom);
+        let kept = custom.kept;
 
         let fail = |loc: Option<&ErrorLocation>, message: String| {
             diagnostic_at(input, loc, &asset.logical, &text, message)
@@ -184,6 +222,23 @@ impl Transformer for CssTransformer {
                     RefKind::Import,
                 ),
             };
+            // A custom property's URL that could not be resolved goes back as it was written.
+            let kept_as_written = url
+                .strip_prefix(custom_urls::KEPT)
+                .and_then(|n| n.parse::<usize>().ok())
+                .and_then(|n| kept.get(n));
+            let (url, optional, from) = match kept_as_written {
+                Some((written, file)) => (
+                    written.clone(),
+                    true,
+                    (*file != asset.logical).then(|| file.clone()),
+                ),
+                None => (
+                    url,
+                    false,
+                    (loc.file_path != asset.logical).then_some(loc.file_path),
+                ),
+            };
             let key = format!("\"{placeholder}\"");
             if let Some((_, seen_url)) = ours.get(&key) {
                 if *seen_url != url {
@@ -203,7 +258,8 @@ impl Transformer for CssTransformer {
                 syntax,
                 kind,
                 target: None,
-                from: (loc.file_path != asset.logical).then_some(loc.file_path),
+                from,
+                optional,
                 line: loc.start.line,
                 column: loc.start.column,
             });

@@ -180,6 +180,24 @@ impl Transformer for ImageTransformer {
         if !settings.optimize {
             return TransformOutput::passthrough(asset);
         }
+        let expected = if asset.kind == AssetKind::Png {
+            "PNG"
+        } else {
+            "JPEG"
+        };
+        if let Some(actual) = sniff(&asset.bytes).filter(|actual| *actual != expected) {
+            // Browsers sniff image bytes and display it anyway: ship it as it is.
+            let mut out = TransformOutput::passthrough(asset);
+            out.diagnostics.push(
+                Diagnostic::warning(
+                    "image-misnamed",
+                    asset.display_path(),
+                    format!("this is a {actual} file named as a {expected}; shipped as it is, not optimised and without variants"),
+                )
+                .with_help(format!("rename it with the extension of a {actual} file to have it optimised")),
+            );
+            return out;
+        }
         match self.run(&asset.logical, &asset.bytes, asset.kind, &settings) {
             Ok(mut out) => {
                 for d in &mut out.diagnostics {
@@ -192,6 +210,23 @@ impl Transformer for ImageTransformer {
                 ..Default::default()
             },
         }
+    }
+}
+
+/// The image format the bytes are, from their signature (what browsers sniff), if a known one.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("PNG")
+    } else if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("JPEG")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("GIF")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("WebP")
+    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" && matches!(&bytes[8..12], b"avif" | b"avis") {
+        Some("AVIF")
+    } else {
+        None
     }
 }
 
@@ -504,7 +539,24 @@ mod tests {
             "{:?}",
             out.diagnostics
         );
-        let out = run(b"GIF89a not a png".to_vec(), &Config::default());
+        let out = run(b"not an image at all".to_vec(), &Config::default());
         assert!(out.failed() && out.diagnostics[0].message.starts_with("not a PNG file"));
+    }
+
+    #[test]
+    fn another_format_under_a_png_name_is_shipped_as_it_is_with_a_warning() {
+        let mut jpeg = std::io::Cursor::new(Vec::new());
+        image::DynamicImage::new_rgb8(16, 16)
+            .write_to(&mut jpeg, image::ImageFormat::Jpeg)
+            .unwrap();
+        for bytes in [jpeg.into_inner(), b"GIF89a\x01\x00\x01\x00".to_vec()] {
+            let out = run(bytes.clone(), &Config::default());
+            assert!(!out.failed(), "{:?}", out.diagnostics);
+            assert_eq!(&out.bytes[..], &bytes[..]);
+            assert!(out.variants.is_empty());
+            assert_eq!(out.diagnostics.len(), 1);
+            assert_eq!(out.diagnostics[0].code, "image-misnamed");
+            assert!(out.diagnostics[0].message.contains("named as a PNG"));
+        }
     }
 }

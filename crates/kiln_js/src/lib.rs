@@ -165,6 +165,37 @@ impl JsTransformer {
             .into_iter()
             .chain(parsed.as_ref().err().cloned())
             .collect();
+        // A function declaration as the body of an `if` (Annex B): every engine runs it in a
+        // classic script, swc refuses it. Shipped as written rather than failing the build.
+        let annex_b = |e: &swc_core::ecma::parser::error::Error| {
+            matches!(
+                e.kind(),
+                swc_core::ecma::parser::error::SyntaxError::DeclNotAllowed
+            )
+        };
+        if parsed.is_ok()
+            && !errors.is_empty()
+            && errors.iter().all(annex_b)
+            && matches!(&parsed, Ok(Program::Script(_)))
+        {
+            let e = &errors[0];
+            let loc = cm.lookup_char_pos(e.span().lo);
+            let mut help = "browsers accept a function declared as the body of an `if` in a classic script (Annex B), but kiln's minifier does not; the file is shipped as written, not minified. Wrap the function in braces to have it minified".to_owned();
+            if could_reference(&text) {
+                help.push_str("; its imports and URLs are not rewritten either");
+            }
+            out.diagnostics.push(
+                Diagnostic::warning(
+                    "js-kept-as-written",
+                    &path,
+                    e.kind().msg().to_string(),
+                )
+                .at(loc.line as u32, loc.col_display as u32 + 1, Some(&text))
+                .with_help(help),
+            );
+            out.bytes = asset.bytes.clone();
+            return out;
+        }
         for e in &errors {
             let loc = cm.lookup_char_pos(e.span().lo);
             out.diagnostics.push(
@@ -416,6 +447,7 @@ fn source_map_reference(
         kind: kiln_core::RefKind::Url,
         target: None,
         from: None,
+        optional: false,
         line,
         column,
     };

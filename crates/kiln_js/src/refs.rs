@@ -79,6 +79,7 @@ impl RefCollector<'_> {
             kind,
             target,
             from: None,
+            optional: false,
             line,
             column: column + 1,
         });
