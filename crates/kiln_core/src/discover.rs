@@ -144,15 +144,21 @@ impl LinkPolicy {
 /// Walks `config.src`, skipping `config.exclude` and the output and cache folders if they sit
 /// inside `src`, and reads every file (see [`discover_with`] to skip unchanged ones).
 pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
-    discover_with(config, None, &|_, _| false)
+    discover_with(config, None, &|_, _, _| false)
 }
 
-/// Like [`discover`], but a file for which `may_skip(logical, kind)` holds and whose size and
-/// modification time match `index` is not read: its asset carries the index's facts instead.
+/// Files at least this large that only pass through are never held in memory: discover hashes
+/// them as a stream and emit copies them from the source (a 1 GB video costs no RAM).
+pub const LARGE_FILE: u64 = 32 << 20;
+
+/// Like [`discover`], but a file for which `may_skip(logical, kind, size)` holds is not read into
+/// memory: when its size and modification time match `index` its asset carries the index's
+/// facts; otherwise, if it is at least [`LARGE_FILE`] bytes, it is hashed as a stream and its
+/// asset carries those facts. Either way its bytes stay on disk until emit copies them.
 pub fn discover_with(
     config: &Config,
     index: Option<&FileIndex>,
-    may_skip: &(dyn Fn(&str, AssetKind) -> bool + Sync),
+    may_skip: &(dyn Fn(&str, AssetKind, u64) -> bool + Sync),
 ) -> Result<Discovered, DiscoverError> {
     let root = &config.src;
     if !root.is_dir() {
@@ -198,16 +204,20 @@ pub fn discover_with(
                 source,
             };
             let kind = AssetKind::from_path(&logical);
-            let stamp = std::fs::metadata(&path).map_err(io)?;
-            let stamp = Stamp::of(&stamp);
-            let known = match (index, stamp) {
-                (Some(index), Some(stamp)) if may_skip(&logical, kind) => {
-                    std::path::absolute(&path)
-                        .ok()
-                        .and_then(|abs| index.get(&abs, stamp).cloned())
-                }
+            let metadata = std::fs::metadata(&path).map_err(io)?;
+            let stamp = Stamp::of(&metadata);
+            let skippable = may_skip(&logical, kind, metadata.len());
+            let mut known = match (index, stamp) {
+                (Some(index), Some(stamp)) if skippable => std::path::absolute(&path)
+                    .ok()
+                    .and_then(|abs| index.get(&abs, stamp).cloned()),
                 _ => None,
             };
+            if known.is_none() && skippable && metadata.len() >= LARGE_FILE {
+                if let Some(stamp) = stamp {
+                    known = Some(hash_stream(&path, stamp).map_err(io)?);
+                }
+            }
             // An index entry whose hash does not parse is ignored: the file is read instead.
             let known_hash = known
                 .as_ref()
@@ -234,6 +244,36 @@ pub fn discover_with(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Discovered { assets })
+}
+
+/// The facts of a large file, read as a stream: BLAKE3 and SRI without holding it in memory.
+fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<crate::index::Known> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut blake = blake3::Hasher::new();
+    let mut sha = sha2::Sha384::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut read = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        blake.update(&buf[..n]);
+        sha.update(&buf[..n]);
+        read += n as u64;
+    }
+    if read != stamp.size {
+        return Err(std::io::Error::other(
+            "changed while kiln was reading it; run the build again",
+        ));
+    }
+    Ok(crate::index::Known {
+        stamp,
+        blake3: blake.finalize().to_hex().to_string(),
+        integrity: crate::link::sri_of_digest(&sha.finalize()),
+    })
 }
 
 /// `a/b/c.css` from a relative path, or None when a component is not UTF-8.

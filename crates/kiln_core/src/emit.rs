@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::fsutil::{write_atomic, write_durable};
+use crate::fsutil::{copy_atomic, write_atomic, write_durable};
 use crate::link::{Linked, OutputFile};
 
 /// The file in `out` that records which files recent builds wrote.
@@ -107,8 +107,13 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
         .filter(|(_, needed)| **needed)
         .try_for_each(|(&(name, content, _), _)| {
             let path = out.join(name);
-            let bytes = content.bytes().map_err(io_err(&path))?;
-            write_atomic(&path, &bytes).map_err(io_err(&path))
+            match content {
+                // An unchanged or large file: copied by the kernel, never held in memory.
+                Content::Copy(source, _, hash) => {
+                    copy_atomic(source, &path, hash).map_err(io_err(&path))
+                }
+                Content::Bytes(bytes) => write_atomic(&path, bytes).map_err(io_err(&path)),
+            }
         });
     let added: Vec<String> = new.iter().map(|n| (*n).to_owned()).collect();
     if let Err(e) = result {

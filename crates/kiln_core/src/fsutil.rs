@@ -13,6 +13,36 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write(path, bytes, false)
 }
 
+/// Copies `from` to `to` atomically, checking on the way that the copy's BLAKE3 is `blake3_hex`
+/// (the source's at discovery): a file saved again during the build fails the copy instead of
+/// publishing bytes that do not match their fingerprint.
+pub(crate) fn copy_atomic(from: &Path, to: &Path, blake3_hex: &str) -> std::io::Result<()> {
+    let dir = to.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(crate::lock::TEMP_PREFIX)
+        .tempfile_in(dir)?;
+    let mut source = std::fs::File::open(from)?;
+    std::io::copy(&mut source, tmp.as_file_mut())?;
+    let mut copy = std::fs::File::open(tmp.path())?;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut copy, &mut hasher)?;
+    if hasher.finalize().to_hex().as_str() != blake3_hex {
+        return Err(std::io::Error::other(format!(
+            "{} changed while kiln was building; run the build again",
+            from.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.persist(to).map_err(|e| e.error)?;
+    Ok(())
+}
+
 /// Like [`write_atomic`], and flushed to disk before the rename.
 pub(crate) fn write_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write(path, bytes, true)

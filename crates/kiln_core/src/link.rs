@@ -578,9 +578,14 @@ fn substitute(
 
 /// The Subresource Integrity value of `bytes` (`sha384-<base64>`).
 pub(crate) fn sri(bytes: &[u8]) -> String {
+    sri_of_digest(&sha2::Sha384::digest(bytes))
+}
+
+/// The Subresource Integrity value of a SHA-384 digest.
+pub(crate) fn sri_of_digest(digest: &[u8]) -> String {
     format!(
         "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+        base64::engine::general_purpose::STANDARD.encode(digest)
     )
 }
 

@@ -159,11 +159,14 @@ fn run(
     let mut index = cache
         .as_ref()
         .map(|_| FileIndex::load(&config.cache.dir, &config.src));
-    // Only files nothing reads may be skipped when unchanged: no transformer, no compression, and
-    // not a source map (the JS transformer chains input maps).
-    let may_skip = |logical: &str, kind| {
+    // Only files nothing reads may be skipped when unchanged: no transformer, no compression
+    // (large files are never compressed), and not a source map (the JS transformer chains input
+    // maps).
+    let may_skip = |logical: &str, kind, size: u64| {
         !transformers.iter().any(|t| t.accepts(kind))
-            && (config.compress.formats.is_empty() || !compressible(logical))
+            && (config.compress.formats.is_empty()
+                || !compressible(logical)
+                || size >= crate::discover::LARGE_FILE)
             && !logical.ends_with(".map")
     };
     let discovered = discover_with(config, index.as_ref(), &may_skip)?;
@@ -178,7 +181,9 @@ fn run(
         Some(_) => discovered
             .assets
             .par_iter()
-            .filter(|a| a.known.is_none() && may_skip(&a.logical, a.kind))
+            // Files the index already knows are the same entry again (a no-op); large files
+            // hashed as a stream are new entries.
+            .filter(|a| may_skip(&a.logical, a.kind, a.size()))
             // A file modified in the last moments could change again within the same timestamp
             // tick: leave it out, it is read next time ("racily clean", as git calls it).
             .filter(|a| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
