@@ -71,7 +71,9 @@ fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile
     let mut tmp = tempfile::Builder::new()
         .prefix(crate::lock::TEMP_PREFIX)
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    // Through the File: NamedTempFile's own Write names the temporary path in its errors, which
+    // no user needs to see.
+    tmp.as_file_mut().write_all(bytes)?;
     // tempfile creates files readable by their owner only; web servers run as another user.
     #[cfg(unix)]
     {

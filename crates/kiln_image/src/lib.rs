@@ -180,6 +180,16 @@ impl Transformer for ImageTransformer {
         if !settings.optimize {
             return TransformOutput::passthrough(asset);
         }
+        if asset.bytes.is_empty() && asset.known.is_none() {
+            // A placeholder someone committed: browsers show nothing, nothing to optimise.
+            let mut out = TransformOutput::passthrough(asset);
+            out.diagnostics.push(Diagnostic::warning(
+                "image-empty",
+                asset.display_path(),
+                "empty file; shipped as it is",
+            ));
+            return out;
+        }
         let expected = if asset.kind == AssetKind::Png {
             "PNG"
         } else {

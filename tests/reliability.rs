@@ -1,0 +1,570 @@
+//! Reliability: real `kiln build` processes killed with SIGKILL at random moments, racing each
+//! other for one output folder, running out of disk space on a real (small) tmpfs and out of
+//! permissions. After each, the output folder's manifests name only complete files with the
+//! right bytes, nothing half-written or temporary is left, and the next build equals a clean one.
+//! docs/reliability.md lists what kiln promises for each failure class.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{copy_dir, kiln, stderr, tree};
+use serde_json::Value;
+use sha2::Digest as _;
+
+const MANIFESTS: [&str; 3] = ["manifest.json", "staticfiles.json", "cache_manifest.json"];
+
+/// The example site under `dir/src` with a kiln.toml building it into `dir/out` (WebP variants
+/// only, so a cold build takes about a second in a debug build).
+fn site(dir: &Path) {
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/site/assets"),
+        &dir.join("src"),
+    );
+    std::fs::write(
+        dir.join("kiln.toml"),
+        "src = \"src\"\nout = \"out\"\npublic_url = \"/static/\"\n\
+         [manifest]\nformats = [\"kiln\", \"django\", \"flask\"]\n\
+         [images]\nwidths = [320]\nformats = [\"webp\"]\n\
+         [cache]\ndir = \"cache\"\n",
+    )
+    .unwrap();
+}
+
+/// Version `v` of the sources: a rule in a stylesheet and an export in a module change.
+fn set_version(dir: &Path, v: usize) {
+    let css = dir.join("src/css/components/card.css");
+    let mut text = std::fs::read_to_string(&css).unwrap();
+    if let Some(i) = text.find("\n.kiln-version") {
+        text.truncate(i);
+    }
+    text.push_str(&format!("\n.kiln-version-{v} {{ order: {v} }}\n"));
+    std::fs::write(&css, text).unwrap();
+    let js = dir.join("src/js/lib/greet.js");
+    let mut text = std::fs::read_to_string(&js).unwrap();
+    if let Some(i) = text.find("\nexport const kilnVersion") {
+        text.truncate(i);
+    }
+    text.push_str(&format!("\nexport const kilnVersion = {v};\n"));
+    std::fs::write(&js, text).unwrap();
+}
+
+fn build(dir: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", "--config", "kiln.toml", "-q"];
+    args.extend_from_slice(extra);
+    kiln(dir, &args)
+}
+
+fn sri(bytes: &[u8]) -> String {
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+}
+
+/// kiln's temporary files anywhere under `dir`.
+fn temporaries(dir: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".kiln-tmp-"))
+        .map(walkdir::DirEntry::into_path)
+        .collect()
+}
+
+/// Every manifest present in `out` is complete JSON and names only complete files with the
+/// right bytes (size and SRI from kiln's manifest; precompressed siblings decode to the file).
+fn assert_consistent(out: &Path, when: &str) {
+    let read = |name: &str| std::fs::read(out.join(name)).ok();
+    if let Some(bytes) = read("manifest.json") {
+        let m: Value = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("{when}: manifest.json is not complete JSON: {e}"));
+        for (logical, e) in m["assets"].as_object().unwrap() {
+            let file = e["file"].as_str().unwrap();
+            let data = std::fs::read(out.join(file)).unwrap_or_else(|err| {
+                panic!("{when}: manifest.json names {file} for {logical}, which is missing: {err}")
+            });
+            assert_eq!(data.len() as u64, e["size"].as_u64().unwrap(), "{when}: {file}");
+            assert_eq!(sri(&data), e["integrity"].as_str().unwrap(), "{when}: {file}");
+            if let Ok(br) = std::fs::read(out.join(format!("{file}.br"))) {
+                let mut decoded = Vec::new();
+                brotli::BrotliDecompress(&mut &br[..], &mut decoded)
+                    .unwrap_or_else(|err| panic!("{when}: {file}.br does not decode: {err}"));
+                assert!(decoded == data, "{when}: {file}.br is not {file}");
+            }
+            if let Ok(gz) = std::fs::read(out.join(format!("{file}.gz"))) {
+                let mut decoded = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut decoded)
+                    .unwrap_or_else(|err| panic!("{when}: {file}.gz does not decode: {err}"));
+                assert!(decoded == data, "{when}: {file}.gz is not {file}");
+            }
+            if let Some(map) = e.get("map") {
+                let file = map["file"].as_str().unwrap();
+                let size = std::fs::metadata(out.join(file))
+                    .unwrap_or_else(|err| panic!("{when}: map {file} is missing: {err}"))
+                    .len();
+                assert_eq!(size, map["size"].as_u64().unwrap(), "{when}: {file}");
+            }
+            for v in e["variants"].as_array().into_iter().flatten() {
+                let file = v["file"].as_str().unwrap();
+                let size = std::fs::metadata(out.join(file))
+                    .unwrap_or_else(|err| panic!("{when}: variant {file} is missing: {err}"))
+                    .len();
+                assert_eq!(size, v["size"].as_u64().unwrap(), "{when}: {file}");
+            }
+        }
+    }
+    for (name, paths) in [
+        ("staticfiles.json", read("staticfiles.json").map(|b| {
+            let v: Value = serde_json::from_slice(&b)
+                .unwrap_or_else(|e| panic!("{when}: staticfiles.json is not complete JSON: {e}"));
+            v["paths"].clone()
+        })),
+        ("cache_manifest.json", read("cache_manifest.json").map(|b| {
+            serde_json::from_slice::<Value>(&b)
+                .unwrap_or_else(|e| panic!("{when}: cache_manifest.json is not complete JSON: {e}"))
+        })),
+    ] {
+        for file in paths.iter().flat_map(|p| p.as_object().unwrap().values()) {
+            let file = file.as_str().unwrap();
+            assert!(
+                out.join(file).is_file(),
+                "{when}: {name} names {file}, which is missing"
+            );
+        }
+    }
+}
+
+/// `tree(out)` without the build history (which records earlier builds).
+fn output(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut t = tree(out);
+    t.remove(".kiln-builds.json");
+    t
+}
+
+/// `out` holds every file of the clean build `reference` with the same bytes (and may hold
+/// earlier builds' files, kept for rolling deploys).
+fn assert_matches(out: &Path, reference: &BTreeMap<String, Vec<u8>>, when: &str) {
+    let got = output(out);
+    for (name, bytes) in reference {
+        match got.get(name) {
+            Some(b) => assert!(b == bytes, "{when}: {name} differs from a clean build's"),
+            None => panic!("{when}: {name} of a clean build is missing"),
+        }
+    }
+    assert!(temporaries(out).is_empty(), "{when}: {:?}", temporaries(out));
+}
+
+/// A small xorshift generator: the seed is printed so a failure can be replayed with
+/// KILN_KILL_SEED.
+struct Rng(u64);
+
+impl Rng {
+    fn new() -> Rng {
+        let seed = std::env::var("KILN_KILL_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("KILN_KILL_SEED={seed}");
+        Rng(seed)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+#[test]
+fn kill_9_at_random_moments_leaves_complete_files_and_the_next_build_equals_a_clean_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    site(dir);
+    const VERSIONS: usize = 3;
+    // Clean builds of each version: a fresh folder and no cache.
+    let references: Vec<BTreeMap<String, Vec<u8>>> = (0..VERSIONS)
+        .map(|v| {
+            set_version(dir, v);
+            let out = format!("reference-{v}");
+            let o = build(dir, &["--out", &out, "--no-cache"]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            output(&dir.join(out))
+        })
+        .collect();
+    let out = dir.join("out");
+    let cache = dir.join("cache");
+    set_version(dir, 0);
+    let started = Instant::now();
+    let o = build(dir, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cold = started.elapsed();
+    set_version(dir, 1);
+    let started = Instant::now();
+    assert!(build(dir, &[]).status.success());
+    let warm = started.elapsed().max(Duration::from_millis(30));
+
+    let mut rng = Rng::new();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut iterations = 0;
+    let mut completed = 0;
+    let mut killed_running = 0;
+    while iterations < 40 && Instant::now() < deadline {
+        let v = rng.below(VERSIONS as u64) as usize;
+        set_version(dir, v);
+        // One build in four starts without a cache, to be killed while transforming and
+        // writing cache entries; the others mostly while emitting and writing manifests.
+        let window = if rng.below(4) == 0 {
+            let _ = std::fs::remove_dir_all(&cache);
+            cold
+        } else {
+            warm * 2
+        };
+        let delay = Duration::from_micros(rng.below(window.as_micros() as u64));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+            .args(["build", "--config", "kiln.toml", "-q"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            killed_running += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let when = format!("iteration {iterations}: version {v}, SIGKILL after {delay:?}");
+        assert_consistent(&out, &when);
+        // Every third iteration, a build runs to the end: it must equal a clean build.
+        if iterations % 3 == 2 {
+            let o = build(dir, &[]);
+            assert!(o.status.success(), "{when}: {}", stderr(&o));
+            assert_consistent(&out, &when);
+            assert_matches(&out, &references[v], &when);
+            completed += 1;
+        }
+        iterations += 1;
+    }
+    assert!(iterations >= 15, "only {iterations} iterations in time");
+    assert!(
+        killed_running * 2 >= iterations,
+        "too few builds were still running when killed ({killed_running} of {iterations})"
+    );
+    // And a last one from whatever state the last kill left.
+    let o = build(dir, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = (0..VERSIONS)
+        .find(|&v| {
+            std::fs::read_to_string(dir.join("src/css/components/card.css"))
+                .unwrap()
+                .contains(&format!(".kiln-version-{v} "))
+        })
+        .unwrap();
+    assert_matches(&out, &references[v], "after the loop");
+    eprintln!(
+        "{iterations} builds killed ({killed_running} while running), {completed} completed in between"
+    );
+}
+
+/// Reads `child`'s stderr on a thread; lines arrive on the returned channel.
+fn lines_of(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+#[test]
+fn builds_into_one_folder_take_turns_and_a_dead_holder_never_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    site(dir);
+    set_version(dir, 0);
+    assert!(build(dir, &[]).status.success());
+    let out = dir.join("out");
+    let manifest = std::fs::read(out.join("manifest.json")).unwrap();
+
+    // Another process holds the lock (as a running kiln would): the build waits, says for whom,
+    // and writes nothing until the lock is released.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(out.join(".kiln-lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    std::fs::write(out.join(".kiln-lock"), "4242").unwrap();
+    set_version(dir, 1);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--config", "kiln.toml", "-q"])
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = lines_of(&mut child);
+    let said = lines.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert!(
+        said.contains("waiting for another kiln process (pid 4242)") && said.contains("out"),
+        "{said}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "it did not wait");
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), manifest);
+    assert!(std::fs::read_dir(out.join("css")).unwrap().all(|e| {
+        !e.unwrap().file_name().to_string_lossy().contains(".kiln-tmp-")
+    }));
+    drop(lock);
+    assert!(child.wait().unwrap().success());
+    assert_ne!(std::fs::read(out.join("manifest.json")).unwrap(), manifest);
+    assert_consistent(&out, "after waiting");
+
+    // A holder killed with SIGKILL: the kernel drops its lock, the next build does not wait.
+    let mut holder = Command::new("flock")
+        .args(["--close", "--exclusive"])
+        .arg(out.join(".kiln-lock"))
+        .args(["sleep", "600"])
+        .spawn()
+        .unwrap();
+    let probe = std::fs::File::open(out.join(".kiln-lock")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.try_lock().is_ok() {
+        probe.unlock().unwrap();
+        assert!(Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _ = Command::new("pkill").args(["-f", "sleep 600"]).status();
+    set_version(dir, 2);
+    let o = build(dir, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("waiting"), "{}", stderr(&o));
+
+    // Two builds of different sources racing for one folder: each waits its turn; the folder
+    // ends as one of them left it, never a mix.
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    site(&other);
+    set_version(&other, 1);
+    let reference = |d: &Path, name: &str| {
+        let o = build(d, &["--out", name, "--no-cache"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        output(&d.join(name))
+    };
+    let (ref_a, ref_b) = (reference(dir, "ref-a"), reference(&other, "ref-b"));
+    for round in 0..3 {
+        let spawn = |d: &Path| {
+            Command::new(env!("CARGO_BIN_EXE_kiln"))
+                .args(["build", "--config", "kiln.toml", "-q", "--out"])
+                .arg(&out)
+                .current_dir(d)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn(dir), spawn(&other));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(a.status.success(), "{}", stderr(&a));
+        assert!(b.status.success(), "{}", stderr(&b));
+        let when = format!("race {round}");
+        assert_consistent(&out, &when);
+        let m = std::fs::read(out.join("manifest.json")).unwrap();
+        let r = if m == ref_a["manifest.json"] { &ref_a } else { &ref_b };
+        assert_eq!(m, r["manifest.json"], "{when}: manifest.json is neither build's");
+        for name in MANIFESTS {
+            assert_eq!(output(&out)[name], r[name], "{when}: {name} mixes two builds");
+        }
+        assert_matches(&out, r, &when);
+    }
+}
+
+/// Mounts a tmpfs of `size` at `at`; None (with a message) where this user cannot mount.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let message = "cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN)";
+            assert!(
+                std::env::var("KILN_E2E_REQUIRED").as_deref() != Ok("1"),
+                "{message}"
+            );
+            eprintln!("skipping: {message}");
+            return None;
+        }
+        Some(Tmpfs(at.to_owned()))
+    }
+
+    fn available(&self) -> u64 {
+        let o = Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.0)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_naming_the_file_and_leaves_the_last_build_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    site(dir);
+    let Some(disk) = Tmpfs::mount(&dir.join("disk"), "3m") else {
+        return;
+    };
+    let out = disk.0.join("out");
+    let cache = disk.0.join("cache");
+    let args = ["--out", out.to_str().unwrap()];
+    std::fs::write(
+        dir.join("kiln.toml"),
+        std::fs::read_to_string(dir.join("kiln.toml"))
+            .unwrap()
+            .replace("dir = \"cache\"", &format!("dir = \"{}\"", cache.display())),
+    )
+    .unwrap();
+    set_version(dir, 0);
+    let o = build(dir, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut last = output(&out);
+    // Fill the disk to leave less and less room for the next build's files, so the write that
+    // fails is a cache entry, the pending-files record, an output, a sibling or a manifest.
+    let filler = disk.0.join("filler");
+    let mut failures = 0;
+    let mut v = 0;
+    for room_kib in [0u64, 16, 64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512, 768] {
+        v += 1;
+        set_version(dir, v);
+        // A new photo each round too, so there is more to write than one stylesheet.
+        std::fs::write(
+            dir.join("src/img/extra.bin"),
+            (0..40_000u32)
+                .map(|i| (i.wrapping_mul((v as u32).wrapping_mul(2_654_435_761)) >> 13) as u8)
+                .collect::<Vec<u8>>(),
+        )
+        .unwrap();
+        let _ = std::fs::remove_file(&filler);
+        let free = disk.available();
+        let fill = free.saturating_sub(room_kib * 1024);
+        std::fs::write(&filler, vec![0u8; fill as usize]).ok();
+        let o = build(dir, &args);
+        let when = format!("{room_kib} KiB free");
+        let text = stderr(&o);
+        if o.status.success() {
+            assert_consistent(&out, &when);
+            last = output(&out);
+        } else {
+            failures += 1;
+            eprintln!("{when}: {}", text.lines().next().unwrap_or_default());
+            assert_eq!(o.status.code(), Some(1), "{when}: {text}");
+            assert!(text.contains("No space left on device"), "{when}: {text}");
+            assert!(
+                text.contains(&disk.0.display().to_string()),
+                "{when}: the error names no file: {text}"
+            );
+            let now = output(&out);
+            for name in MANIFESTS {
+                assert_eq!(now.get(name), last.get(name), "{when}: {name} changed");
+            }
+            assert_consistent(&out, &when);
+            let added: Vec<&String> = now.keys().filter(|k| !last.contains_key(*k)).collect();
+            assert!(added.is_empty(), "{when}: left behind {added:?}");
+            assert_eq!(now, last, "{when}: the last build's files changed");
+        }
+        assert!(temporaries(&disk.0).is_empty(), "{when}: {:?}", temporaries(&disk.0));
+    }
+    assert!(failures >= 3, "only {failures} builds ran out of space");
+    // With room again, the build succeeds and equals a clean one.
+    let _ = std::fs::remove_file(&filler);
+    let o = build(dir, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let clean = build(dir, &["--out", "clean", "--no-cache"]);
+    assert!(clean.status.success(), "{}", stderr(&clean));
+    assert_matches(&out, &output(&dir.join("clean")), "with room again");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_folder_kiln_may_not_write_fails_naming_it_and_changes_nothing() {
+    use std::os::unix::fs::PermissionsExt as _;
+    // Root ignores permissions: run kiln as `nobody`, as a locked-down CI user would.
+    let root = !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() != "0");
+    let setpriv = Path::new("/usr/bin/setpriv");
+    if !root || !setpriv.exists() {
+        eprintln!("skipping: needs root and setpriv to run kiln as another user");
+        return;
+    }
+    let holder = tempfile::tempdir().unwrap();
+    let dir = holder.path();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    site(dir);
+    set_version(dir, 0);
+    assert!(build(dir, &[]).status.success());
+    let out = dir.join("out");
+    let before = output(&out);
+    let chown = |p: &Path| {
+        assert!(Command::new("chown")
+            .args(["-R", "65534:65534"])
+            .arg(p)
+            .status()
+            .unwrap()
+            .success());
+    };
+    chown(&out);
+    chown(&dir.join("cache"));
+    // The stylesheets' folder is read-only for everyone.
+    std::fs::set_permissions(out.join("css"), std::fs::Permissions::from_mode(0o555)).unwrap();
+    set_version(dir, 1);
+    let o = Command::new(setpriv)
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_kiln"))
+        .args(["build", "--config", "kiln.toml", "-q"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(text.contains("Permission denied"), "{text}");
+    assert!(text.contains(&out.join("css").display().to_string()), "{text}");
+    assert_eq!(output(&out), before, "the last build's files changed");
+    assert!(temporaries(&out).is_empty());
+    std::fs::set_permissions(out.join("css"), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
