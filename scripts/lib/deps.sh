@@ -62,7 +62,8 @@ ensure_python_tools() {
 }
 
 ensure_e2e_deps() {
-  apt_install nginx chromium varnish
+  # time: peak memory of a build (tests/reliability.rs); util-linux: setpriv, flock, mount.
+  apt_install nginx chromium varnish time util-linux
   # Debian starts the nginx service on install where it can; the tests run their own instance.
   for s in nginx varnish; do
     if command -v service >/dev/null && service "$s" status >/dev/null 2>&1; then service "$s" stop >/dev/null 2>&1 || true; fi

@@ -347,7 +347,11 @@ mod tests {
         touch(dir.path(), "vendor/lib.js");
         // Inside src: fine, the target's bytes under the link's name.
         symlink(src.join("img/logo.svg"), src.join("logo-link.svg")).unwrap();
-        symlink(dir.path().join("secrets/credentials"), src.join("creds.txt")).unwrap();
+        symlink(
+            dir.path().join("secrets/credentials"),
+            src.join("creds.txt"),
+        )
+        .unwrap();
         let mut config = Config {
             src: src.clone(),
             out: dir.path().join("out"),
@@ -372,12 +376,18 @@ mod tests {
         config.allow_symlinks_into = vec![dir.path().join("vendor")];
         let found = discover(&config).unwrap();
         let names: Vec<&str> = found.assets.iter().map(|a| a.logical.as_str()).collect();
-        assert_eq!(names, ["app.css", "img/logo.svg", "logo-link.svg", "vendor/lib.js"]);
+        assert_eq!(
+            names,
+            ["app.css", "img/logo.svg", "logo-link.svg", "vendor/lib.js"]
+        );
 
         // A loop is an error naming the link, not a hang or a stack overflow.
         symlink(&src, src.join("img/up")).unwrap();
         let err = discover(&config).unwrap_err();
-        assert!(matches!(&err, DiscoverError::LinkLoop { link, .. } if link.ends_with("img/up")), "{err}");
+        assert!(
+            matches!(&err, DiscoverError::LinkLoop { link, .. } if link.ends_with("img/up")),
+            "{err}"
+        );
     }
 
     #[test]

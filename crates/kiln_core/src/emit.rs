@@ -212,7 +212,9 @@ fn record_pending(out: &Path, names: &[&str]) -> Result<(), EmitError> {
     let path = out.join(HISTORY_FILE);
     let mut history = read_history(&path);
     history.version = 1;
-    history.pending.extend(names.iter().map(|n| (*n).to_owned()));
+    history
+        .pending
+        .extend(names.iter().map(|n| (*n).to_owned()));
     history.pending.sort();
     history.pending.dedup();
     let json = serde_json::to_vec_pretty(&history).expect("history serialises");
@@ -237,8 +239,7 @@ pub fn retire_old_builds(
     }
     history.version = 1;
     history.builds.insert(0, emitted.files.clone());
-    let mut dropped: Vec<Vec<String>> =
-        history.builds.split_off(keep.min(history.builds.len()));
+    let mut dropped: Vec<Vec<String>> = history.builds.split_off(keep.min(history.builds.len()));
     dropped.push(std::mem::take(&mut history.pending));
     let kept: std::collections::HashSet<&String> = history.builds.iter().flatten().collect();
     // The history file is data in a public folder: never follow an entry out of `out`.

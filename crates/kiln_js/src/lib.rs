@@ -185,13 +185,9 @@ impl JsTransformer {
                 help.push_str("; its imports and URLs are not rewritten either");
             }
             out.diagnostics.push(
-                Diagnostic::warning(
-                    "js-kept-as-written",
-                    &path,
-                    e.kind().msg().to_string(),
-                )
-                .at(loc.line as u32, loc.col_display as u32 + 1, Some(&text))
-                .with_help(help),
+                Diagnostic::warning("js-kept-as-written", &path, e.kind().msg().to_string())
+                    .at(loc.line as u32, loc.col_display as u32 + 1, Some(&text))
+                    .with_help(help),
             );
             out.bytes = asset.bytes.clone();
             return out;
