@@ -244,6 +244,8 @@ impl Cache {
     /// Deletes the least recently used entries until the cache is under its size limit. Returns
     /// how many bytes were freed.
     pub fn evict(&self) -> u64 {
+        // A temporary file an hour old is a killed build's (a running build's are seconds old).
+        let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> =
             walkdir::WalkDir::new(&self.all)
                 .into_iter()
@@ -251,7 +253,18 @@ impl Cache {
                 .filter(|e| e.file_type().is_file())
                 .filter_map(|e| {
                     let m = e.metadata().ok()?;
-                    Some((m.modified().ok()?, m.len(), e.into_path()))
+                    let modified = m.modified().ok()?;
+                    let temporary = e
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(crate::lock::TEMP_PREFIX));
+                    if temporary {
+                        if modified < stale {
+                            let _ = std::fs::remove_file(e.path());
+                        }
+                        return None;
+                    }
+                    Some((modified, m.len(), e.into_path()))
                 })
                 .collect();
         let mut total: u64 = entries.iter().map(|e| e.1).sum();

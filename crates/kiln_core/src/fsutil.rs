@@ -86,3 +86,32 @@ fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile
     }
     Ok(tmp)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_whose_source_changed_is_refused_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("video.bin");
+        std::fs::write(&from, b"first bytes").unwrap();
+        let hash = blake3::hash(b"first bytes").to_hex().to_string();
+        let out = dir.path().join("out");
+        copy_atomic(&from, &out.join("a.bin"), &hash).unwrap();
+        assert_eq!(std::fs::read(out.join("a.bin")).unwrap(), b"first bytes");
+        // Saved again between discovery and emit.
+        std::fs::write(&from, b"other bytes").unwrap();
+        let err = copy_atomic(&from, &out.join("b.bin"), &hash).unwrap_err();
+        assert!(
+            err.to_string().contains("changed while kiln was building"),
+            "{err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["a.bin"]);
+    }
+}

@@ -122,7 +122,9 @@ impl Transformer for CssTransformer {
             }
         };
         let recovered = warnings.read().map(|w| w.clone()).unwrap_or_default();
-        let first_recovered = recovered.first().map(|w| (w.loc.clone(), w.kind.to_string()));
+        let first_recovered = recovered
+            .first()
+            .map(|w| (w.loc.clone(), w.kind.to_string()));
         for w in recovered {
             use lightningcss::error::ParserError;
             let (severity, code, help) = match &w.kind {
@@ -205,19 +207,40 @@ impl Transformer for CssTransformer {
                 return out;
             }
         };
-        // Recovery keeps what it cannot parse as raw tokens, and printing those can lose an escape
-        // (found by tests/fuzz.rs). What kiln ships must parse: if it does not, the input's
-        // first invalid part is an error after all.
-        if let Some((loc, message)) = first_recovered {
-            if StyleSheet::parse(&printed.code, ParserOptions::default()).is_err() {
-                let mut d = fail(
+        // What kiln ships must parse. Recovery keeps what it cannot parse as raw tokens, and
+        // printing those can lose an escape; some selectors print in a form that does not parse
+        // (`&` at the top level after a pseudo-element). Both found by tests/fuzz.rs.
+        if let Err(e) = StyleSheet::parse(&printed.code, ParserOptions::default()) {
+            let d = match first_recovered {
+                Some((loc, message)) => fail(
                     loc.as_ref(),
                     format!("{message}, and dropping it would leave CSS that does not parse"),
-                );
-                d.help = Some("fix the rule here".to_owned());
-                out.diagnostics.push(d);
-                return out;
-            }
+                )
+                .with_help("fix the rule here"),
+                None => {
+                    let at = e.loc.as_ref().map_or(0, |l| l.column as usize);
+                    let near: String = printed
+                        .code
+                        .lines()
+                        .nth(e.loc.as_ref().map_or(0, |l| l.line as usize))
+                        .unwrap_or_default()
+                        .chars()
+                        .skip(at.saturating_sub(30))
+                        .take(60)
+                        .collect();
+                    Diagnostic::error(
+                        "css-syntax",
+                        &path,
+                        format!(
+                            "the minified CSS would not parse ({}) near `{near}`",
+                            e.kind
+                        ),
+                    )
+                    .with_help("lightningcss printed a rule of this file in a form that does not parse; rewrite that rule, or report it if the file is valid CSS")
+                }
+            };
+            out.diagnostics.push(d);
+            return out;
         }
 
         // lightningcss's placeholders are 32-bit std hashes, which may change with the toolchain;
