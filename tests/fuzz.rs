@@ -329,12 +329,11 @@ proptest! {
             if png {
                 bytes[16..20].copy_from_slice(&w.to_be_bytes());
                 bytes[20..24].copy_from_slice(&h.to_be_bytes());
-            } else if let Some(sof) = bytes.windows(2).position(|p| p == [0xFF, 0xC0]) {
-                if sof + 9 < bytes.len() {
+            } else if let Some(sof) = bytes.windows(2).position(|p| p == [0xFF, 0xC0])
+                && sof + 9 < bytes.len() {
                     bytes[sof + 5..sof + 7].copy_from_slice(&(h.min(65_535) as u16).to_be_bytes());
                     bytes[sof + 7..sof + 9].copy_from_slice(&(w.min(65_535) as u16).to_be_bytes());
                 }
-            }
         }
         if truncate {
             bytes.truncate(cut.index(bytes.len() + 1));

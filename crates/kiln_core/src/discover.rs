@@ -81,10 +81,10 @@ fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEnt
         if excludes.is_excluded(rel) {
             return false;
         }
-        if entry.file_type().is_dir() {
-            if let Ok(canon) = entry.path().canonicalize() {
-                return !skip_dirs.contains(&canon);
-            }
+        if entry.file_type().is_dir()
+            && let Ok(canon) = entry.path().canonicalize()
+        {
+            return !skip_dirs.contains(&canon);
         }
         true
     })
@@ -164,10 +164,10 @@ pub fn discover_with(
     if !root.is_dir() {
         return Err(DiscoverError::MissingRoot(root.clone()));
     }
-    if let (Ok(src), Ok(out)) = (root.canonicalize(), config.out.canonicalize()) {
-        if src == out {
-            return Err(DiscoverError::SameFolder(root.clone()));
-        }
+    if let (Ok(src), Ok(out)) = (root.canonicalize(), config.out.canonicalize())
+        && src == out
+    {
+        return Err(DiscoverError::SameFolder(root.clone()));
     }
     let links = LinkPolicy::new(config);
     let mut found: Vec<(String, PathBuf)> = Vec::new();
@@ -213,10 +213,12 @@ pub fn discover_with(
                     .and_then(|abs| index.get(&abs, stamp).cloned()),
                 _ => None,
             };
-            if known.is_none() && skippable && metadata.len() >= LARGE_FILE {
-                if let Some(stamp) = stamp {
-                    known = Some(hash_stream(&path, stamp).map_err(io)?);
-                }
+            if known.is_none()
+                && skippable
+                && metadata.len() >= LARGE_FILE
+                && let Some(stamp) = stamp
+            {
+                known = Some(hash_stream(&path, stamp).map_err(io)?);
             }
             // An index entry whose hash does not parse is ignored: the file is read instead.
             let known_hash = known

@@ -117,10 +117,10 @@ impl FileIndex {
 
     /// Writes the index if it changed (best-effort, like the rest of the cache).
     pub fn save(&self) {
-        if let (true, Some(path)) = (self.dirty, &self.path) {
-            if let Ok(json) = serde_json::to_vec(&self.entries) {
-                let _ = crate::fsutil::write_atomic(path, &json);
-            }
+        if let (true, Some(path)) = (self.dirty, &self.path)
+            && let Ok(json) = serde_json::to_vec(&self.entries)
+        {
+            let _ = crate::fsutil::write_atomic(path, &json);
         }
     }
 }

@@ -163,26 +163,27 @@ impl VisitMut for RefCollector<'_> {
     }
 
     fn visit_mut_call_expr(&mut self, n: &mut CallExpr) {
-        if matches!(n.callee, Callee::Import(_)) {
-            if let Some(arg) = n.args.first_mut() {
-                if arg.spread.is_none() {
-                    self.rewrite_arg(&mut arg.expr, RefKind::DynamicImport, "`import()`");
-                }
-            }
+        if matches!(n.callee, Callee::Import(_))
+            && let Some(arg) = n.args.first_mut()
+            && arg.spread.is_none()
+        {
+            self.rewrite_arg(&mut arg.expr, RefKind::DynamicImport, "`import()`");
         }
         n.visit_mut_children_with(self);
     }
 
     fn visit_mut_new_expr(&mut self, n: &mut NewExpr) {
         let is_url = matches!(&*n.callee, Expr::Ident(i) if i.sym == "URL");
-        if let (true, Some(args)) = (is_url, n.args.as_mut()) {
-            if args.len() >= 2 && is_import_meta_url(&args[1].expr) && args[0].spread.is_none() {
-                self.rewrite_arg(
-                    &mut args[0].expr,
-                    RefKind::Url,
-                    "`new URL(..., import.meta.url)`",
-                );
-            }
+        if let (true, Some(args)) = (is_url, n.args.as_mut())
+            && args.len() >= 2
+            && is_import_meta_url(&args[1].expr)
+            && args[0].spread.is_none()
+        {
+            self.rewrite_arg(
+                &mut args[0].expr,
+                RefKind::Url,
+                "`new URL(..., import.meta.url)`",
+            );
         }
         n.visit_mut_children_with(self);
     }
