@@ -257,7 +257,7 @@ impl Cache {
                     let temporary = e
                         .file_name()
                         .to_str()
-                        .is_some_and(|n| n.starts_with(crate::lock::TEMP_PREFIX));
+                        .is_some_and(|n| n.starts_with(crate::fsutil::TEMP_PREFIX));
                     if temporary {
                         if modified < stale {
                             let _ = std::fs::remove_file(e.path());

@@ -274,7 +274,7 @@ fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<crate::index::Known
     Ok(crate::index::Known {
         stamp,
         blake3: blake.finalize().to_hex().to_string(),
-        integrity: crate::link::sri_of_digest(&sha.finalize()),
+        integrity: crate::integrity::sri_of_digest(&sha.finalize()),
     })
 }
 

@@ -6,6 +6,10 @@
 //! the few files whose loss would leave the folder inconsistent (manifests, history).
 
 use std::io::Write;
+
+/// The prefix of kiln's temporary files: whoever holds the output folder's lock may delete
+/// any it finds there (a killed build's).
+pub(crate) const TEMP_PREFIX: &str = ".kiln-tmp-";
 use std::path::Path;
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
@@ -20,7 +24,7 @@ pub(crate) fn copy_atomic(from: &Path, to: &Path, blake3_hex: &str) -> std::io::
     let dir = to.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(crate::lock::TEMP_PREFIX)
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     let mut source = std::fs::File::open(from)?;
     std::io::copy(&mut source, tmp.as_file_mut())?;
@@ -69,7 +73,7 @@ fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(crate::lock::TEMP_PREFIX)
+        .prefix(TEMP_PREFIX)
         .tempfile_in(dir)?;
     // Through the File: NamedTempFile's own Write names the temporary path in its errors, which
     // no user needs to see.

@@ -23,6 +23,7 @@ pub mod discover;
 pub mod emit;
 mod fsutil;
 pub mod index;
+mod integrity;
 pub mod link;
 pub mod lock;
 pub mod manifest;

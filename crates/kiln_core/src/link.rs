@@ -16,11 +16,10 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::integrity::sri;
 use aho_corasick::AhoCorasick;
-use base64::Engine as _;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
-use sha2::Digest as _;
 
 use crate::asset::Asset;
 use crate::config::Config;
@@ -574,19 +573,6 @@ fn substitute(
         integrity,
         image: output.image,
     })
-}
-
-/// The Subresource Integrity value of `bytes` (`sha384-<base64>`).
-pub(crate) fn sri(bytes: &[u8]) -> String {
-    sri_of_digest(&sha2::Sha384::digest(bytes))
-}
-
-/// The Subresource Integrity value of a SHA-384 digest.
-pub(crate) fn sri_of_digest(digest: &[u8]) -> String {
-    format!(
-        "sha384-{}",
-        base64::engine::general_purpose::STANDARD.encode(digest)
-    )
 }
 
 /// Replaces every occurrence of the keys of `replacements` in `bytes`, recording each edit's

@@ -14,12 +14,10 @@ use std::io::{Read as _, Seek as _, Write as _};
 use std::path::{Path, PathBuf};
 
 use crate::emit::EmitError;
+use crate::fsutil::TEMP_PREFIX;
 
 /// The lock file's name inside the output folder.
 pub const LOCK_FILE: &str = ".kiln-lock";
-
-/// The prefix of kiln's temporary files (see `fsutil`).
-pub(crate) const TEMP_PREFIX: &str = ".kiln-tmp-";
 
 /// Holds the output folder's lock until dropped.
 #[derive(Debug)]

@@ -262,10 +262,10 @@ pub fn transform(
                     if !out.failed() {
                         // Bytes that link will not change: hash them for SRI once, here.
                         if out.references.is_empty() && out.map_comment.is_none() {
-                            out.integrity = Some(crate::link::sri(&out.bytes));
+                            out.integrity = Some(crate::integrity::sri(&out.bytes));
                         }
                         for v in &mut out.variants {
-                            v.integrity = Some(crate::link::sri(&v.bytes));
+                            v.integrity = Some(crate::integrity::sri(&v.bytes));
                         }
                         if let Some(payload) =
                             crate::cache::encode_transform(&out, &asset.display_path(), content_of)
