@@ -361,8 +361,10 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
 
 /// Runs `work` on every index of `order`, in that order of preference, on every thread of the
 /// current rayon pool, keeping the sum of the `estimates` of the items in flight within `budget`
-/// (an item over the budget on its own runs when nothing else counted is in flight; items that do
-/// not fit are passed over for smaller ones, so a core never idles while work that fits remains).
+/// (items that do not fit are passed over for smaller ones, so a core never idles while work that
+/// fits remains). An item estimated at more than half the budget runs alone: it starts when
+/// nothing at all is in flight, and nothing starts beside it, not even items estimated at zero
+/// (CSS and JS take memory too), so the process peaks at that one item plus a fixed base.
 ///
 /// One loop per thread, started with `rayon::broadcast`, claims items. Unlike a parallel
 /// iterator, this bounds the items in flight to the thread count even when a codec's own rayon
@@ -379,7 +381,12 @@ fn run_bounded<T: Send>(
     struct State {
         remaining: Vec<usize>,
         in_flight: u64,
+        /// Items in flight, whatever their estimate.
+        running: usize,
+        /// An item running alone is in flight.
+        alone: bool,
     }
+    let alone = |cost: u64| cost.saturating_mul(2) > budget;
     /// Gives an item's budget back when dropped, even if `work` panics, so no thread waits forever.
     struct Release<'a> {
         cost: u64,
@@ -388,16 +395,18 @@ fn run_bounded<T: Send>(
     }
     impl Drop for Release<'_> {
         fn drop(&mut self) {
-            if self.cost > 0 {
-                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                s.in_flight = s.in_flight.saturating_sub(self.cost);
-                self.freed.notify_all();
-            }
+            let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            s.in_flight = s.in_flight.saturating_sub(self.cost);
+            s.running = s.running.saturating_sub(1);
+            s.alone = false;
+            self.freed.notify_all();
         }
     }
     let state = std::sync::Mutex::new(State {
         remaining: order.to_vec(),
         in_flight: 0,
+        running: 0,
+        alone: false,
     });
     let freed = std::sync::Condvar::new();
     let results = std::sync::Mutex::new(Vec::with_capacity(order.len()));
@@ -408,15 +417,21 @@ fn run_bounded<T: Send>(
                 if s.remaining.is_empty() {
                     break None;
                 }
-                let in_flight = s.in_flight;
+                let (in_flight, running) = (s.in_flight, s.running);
                 let fits = s.remaining.iter().position(|&i| {
                     let cost = estimates[i];
-                    cost == 0 || in_flight == 0 || in_flight.saturating_add(cost) <= budget
+                    if alone(cost) {
+                        running == 0
+                    } else {
+                        cost == 0 || in_flight == 0 || in_flight.saturating_add(cost) <= budget
+                    }
                 });
-                match fits {
+                match fits.filter(|_| !s.alone) {
                     Some(k) => {
                         let i = s.remaining.remove(k);
                         s.in_flight = s.in_flight.saturating_add(estimates[i]);
+                        s.running += 1;
+                        s.alone = alone(estimates[i]);
                         break Some(i);
                     }
                     None => s = freed.wait(s).unwrap_or_else(|e| e.into_inner()),
@@ -472,8 +487,9 @@ mod tests {
 
     #[test]
     fn items_over_the_memory_budget_never_overlap_and_all_run() {
-        // (estimate) of each item; 600 + 500 or 500 + 700 would exceed the budget of 768.
-        let estimates = [600u64, 500, 0, 0, 100, 700, 0, 60];
+        // (estimate) of each item, each under half the budget of 768; any three of the first
+        // ones side by side would exceed it.
+        let estimates = [350u64, 300, 0, 0, 100, 380, 0, 360];
         let order: Vec<usize> = (0..estimates.len()).collect();
         let (in_flight, peak, overlap) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
         let pool = rayon::ThreadPoolBuilder::new()
@@ -500,6 +516,43 @@ mod tests {
         assert!(
             overlap.into_inner() > 0,
             "nothing ran side by side: the test shows nothing"
+        );
+    }
+
+    #[test]
+    fn an_item_over_half_the_budget_runs_with_nothing_beside_it() {
+        // 500 of 768: alone, while the zero-estimate items (CSS, JS) wait.
+        let estimates = [0u64, 0, 500, 0, 0, 0, 100, 0];
+        let order: Vec<usize> = (0..estimates.len()).collect();
+        let running = AtomicU64::new(0);
+        let (beside_big, side_by_side) = (AtomicU64::new(0), AtomicU64::new(0));
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            run_bounded(&order, &estimates, 768, &|i| {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                if now > 1 {
+                    side_by_side.fetch_add(1, Ordering::SeqCst);
+                }
+                for _ in 0..6 {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    if i == 2 && running.load(Ordering::SeqCst) > 1 {
+                        beside_big.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                running.fetch_sub(1, Ordering::SeqCst);
+            })
+        });
+        assert_eq!(
+            beside_big.into_inner(),
+            0,
+            "something ran beside the big item"
+        );
+        assert!(
+            side_by_side.into_inner() > 0,
+            "the small items never ran in parallel"
         );
     }
 }

@@ -33,6 +33,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod encode;
+mod heap;
 pub mod jpeg;
 mod png;
 
@@ -208,7 +209,12 @@ impl Transformer for ImageTransformer {
             );
             return out;
         }
-        match self.run(&asset.logical, &asset.bytes, asset.kind, &settings) {
+        let out = self.run(&asset.logical, &asset.bytes, asset.kind, &settings);
+        // Free what a large image's codecs held before the next item starts.
+        if self.memory_estimate(asset, input.config) > 64 << 20 {
+            heap::trim();
+        }
+        match out {
             Ok(mut out) => {
                 for d in &mut out.diagnostics {
                     d.path = asset.display_path();
