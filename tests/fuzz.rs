@@ -11,6 +11,8 @@
 //! input in `tests/fuzz.proptest-regressions`, which is replayed first on every run: each crash
 //! found stays a regression test.
 
+mod common;
+
 use std::collections::HashSet;
 
 use kiln::kiln_core::config::Config;
@@ -85,34 +87,6 @@ fn accounted_for(url: &str, from: &str, linked: &Linked, outputs: &HashSet<&str>
     }
 }
 
-fn css_urls(css: &str) -> Result<Vec<String>, String> {
-    use lightningcss::rules::CssRule;
-    use lightningcss::stylesheet::{ParserOptions, StyleSheet};
-    use lightningcss::values::url::Url;
-    use lightningcss::visitor::{Visit, VisitTypes, Visitor};
-    struct Urls(Vec<String>);
-    impl<'i> Visitor<'i> for Urls {
-        type Error = std::convert::Infallible;
-        fn visit_types(&self) -> VisitTypes {
-            lightningcss::visit_types!(URLS | RULES)
-        }
-        fn visit_url(&mut self, url: &mut Url<'i>) -> Result<(), Self::Error> {
-            self.0.push(url.url.to_string());
-            Ok(())
-        }
-        fn visit_rule(&mut self, rule: &mut CssRule<'i>) -> Result<(), Self::Error> {
-            if let CssRule::Import(i) = rule {
-                self.0.push(i.url.to_string());
-            }
-            rule.visit_children(self)
-        }
-    }
-    let mut sheet = StyleSheet::parse(css, ParserOptions::default()).map_err(|e| e.to_string())?;
-    let mut urls = Urls(Vec::new());
-    let _ = sheet.visit(&mut urls);
-    Ok(urls.0)
-}
-
 /// Checks the invariant on a build of `fuzzed`.
 fn check(fuzzed: &[(&str, Vec<u8>)], bundle: bool) -> Result<(), TestCaseError> {
     let config = config(bundle);
@@ -135,7 +109,7 @@ fn check(fuzzed: &[(&str, Vec<u8>)], bundle: bool) -> Result<(), TestCaseError> 
     for a in &linked.assets {
         let text = String::from_utf8_lossy(&a.output.bytes);
         if a.logical.ends_with(".css") {
-            let urls = css_urls(&text).map_err(|e| {
+            let urls = common::try_css_urls(&text).map_err(|e| {
                 TestCaseError::fail(format!("{}: output does not parse: {e}\n{text}", a.logical))
             })?;
             for url in urls {

@@ -108,6 +108,11 @@ pub fn json(path: &Path) -> serde_json::Value {
 /// The `url()` and `@import` URLs of a CSS text (custom properties' included), found by
 /// lightningcss (not by regex). Panics if the CSS does not parse.
 pub fn css_urls(css: &str, name: &str) -> Vec<String> {
+    try_css_urls(css).unwrap_or_else(|e| panic!("{name} does not parse: {e}"))
+}
+
+/// [`css_urls`], or why the CSS does not parse.
+pub fn try_css_urls(css: &str) -> Result<Vec<String>, String> {
     use lightningcss::rules::CssRule;
     use lightningcss::values::url::Url;
     use lightningcss::visitor::{Visit, VisitTypes, Visitor};
@@ -129,17 +134,10 @@ pub fn css_urls(css: &str, name: &str) -> Vec<String> {
             rule.visit_children(self)
         }
     }
-    let mut sheet = StyleSheet::parse(
-        css,
-        ParserOptions {
-            filename: name.to_owned(),
-            ..ParserOptions::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("{name} does not parse: {e}"));
+    let mut sheet = StyleSheet::parse(css, ParserOptions::default()).map_err(|e| e.to_string())?;
     let mut urls = Urls(Vec::new());
     let _ = sheet.visit(&mut urls);
-    urls.0
+    Ok(urls.0)
 }
 
 /// True for URLs kiln leaves alone.
