@@ -436,6 +436,9 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
         config.out.display(),
         report.elapsed.as_secs_f64()
     );
+    if report.up_to_date {
+        line.push_str(", up to date");
+    }
     if report.removed > 0 {
         line.push_str(&format!(", {} old files removed", report.removed));
     }

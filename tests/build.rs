@@ -390,3 +390,81 @@ fn a_build_with_nothing_changed_writes_nothing() {
     assert_eq!((report.written, report.manifests_written), (0, 0));
     assert_eq!(mtimes(&tree(&out)), first);
 }
+
+/// Sets the modification time of every file and folder under `dir` to an hour ago, so the
+/// up-to-date check may trust them (it ignores files modified in the last two seconds).
+fn age(dir: &Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for e in walkdir::WalkDir::new(dir).contents_first(true) {
+        let e = e.unwrap();
+        let f = std::fs::File::open(e.path()).unwrap();
+        f.set_modified(past).unwrap();
+    }
+}
+
+#[test]
+fn a_build_with_nothing_changed_only_checks_and_any_change_builds() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    let out = dir.path().join("out");
+    copy_dir(&fixture("real-world"), &src);
+    age(&src);
+    let cached = || {
+        let mut b = kiln::Builder::new().src(&src).out(&out);
+        b.config_mut().cache.dir = dir.path().join("cache");
+        b
+    };
+    let run = |b: kiln::Builder| b.build().unwrap_or_else(|e| panic!("{e}"));
+    // The output, without the build history (which records each build that wrote something).
+    let output = || {
+        let mut t = tree(&out);
+        t.remove(".kiln-builds.json");
+        t
+    };
+    let first = run(cached());
+    assert!(!first.up_to_date && first.written > 0);
+    let built = output();
+
+    let second = run(cached());
+    assert!(second.up_to_date, "nothing changed");
+    assert_eq!((second.written, second.files), (0, first.files));
+    assert_eq!(second.warnings, first.warnings);
+    assert!(output() == built, "an up-to-date build changed the output");
+
+    // An output deleted behind kiln's back is written again.
+    let (name, _) = built.iter().find(|(n, _)| n.ends_with(".css.br")).unwrap();
+    std::fs::remove_file(out.join(name)).unwrap();
+    let third = run(cached());
+    assert!(!third.up_to_date && third.written == 1);
+    assert!(output() == built, "the deleted file was not written again");
+    assert!(run(cached()).up_to_date);
+
+    // A source edited (its time stays in the past: only its size and time differ).
+    let css = walkdir::WalkDir::new(&src)
+        .into_iter()
+        .map(|e| e.unwrap().into_path())
+        .find(|p| p.extension().is_some_and(|e| e == "css"))
+        .unwrap();
+    let mut text = std::fs::read_to_string(&css).unwrap();
+    text.push_str("\n.kiln-edited { color: red }\n");
+    std::fs::write(&css, text).unwrap();
+    std::fs::File::open(&css)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(1800))
+        .unwrap();
+    let edited = run(cached());
+    assert!(!edited.up_to_date && edited.written > 0);
+    assert!(run(cached()).up_to_date);
+
+    // Other settings are another build.
+    let mut b = cached();
+    b.config_mut().public_url = "/assets/".into();
+    assert!(!run(b).up_to_date);
+
+    // A file added just now is built, and not trusted by the next build either (its time could
+    // still change within the same tick).
+    std::fs::write(src.join("new.txt"), "new").unwrap();
+    let added = run(cached());
+    assert!(!added.up_to_date && added.files == first.files + 1);
+    assert!(!run(cached()).up_to_date, "a racily clean file was trusted");
+}

@@ -145,10 +145,13 @@ impl Cache {
     /// Deletes every entry under `dir`, and the file indexes.
     pub fn clean(dir: &Path) -> std::io::Result<()> {
         crate::index::FileIndex::clean(dir)?;
-        match std::fs::remove_dir_all(dir.join(LAYOUT)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        for folder in [LAYOUT, crate::memo::FOLDER] {
+            match std::fs::remove_dir_all(dir.join(folder)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// Hits and misses so far.
@@ -289,7 +292,7 @@ impl Cache {
 /// What identifies this build of kiln: its version and a digest of the running executable (its
 /// code and every codec compiled into it), remembered by the executable's path, size and time so
 /// it is hashed once per new binary.
-fn build_id() -> String {
+pub(crate) fn build_id() -> String {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         let digest = std::env::current_exe().ok().and_then(|exe| {

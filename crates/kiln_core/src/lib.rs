@@ -27,6 +27,7 @@ mod integrity;
 pub mod link;
 pub mod lock;
 pub mod manifest;
+mod memo;
 pub mod pipeline;
 pub mod srcmap;
 pub mod text;

@@ -70,6 +70,9 @@ pub struct BuildReport {
     pub timings: Vec<(&'static str, Duration)>,
     /// Wall time of the whole build.
     pub elapsed: Duration,
+    /// Nothing changed since the last build into this folder: it was only checked, and the
+    /// numbers above are that build's (see `memo`).
+    pub up_to_date: bool,
 }
 
 /// Why a build failed.
@@ -156,6 +159,14 @@ fn run(
     } else {
         None
     };
+    // Nothing changed since the last build into this folder: say so after a walk of stats.
+    let memo = cache.as_ref().and_then(|_| crate::memo::Memo::of(config));
+    if let Some(mut report) = memo.as_ref().and_then(|m| m.up_to_date(&config.out)) {
+        lap("up to date", &mut timings);
+        report.timings = timings;
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
     let mut index = cache
         .as_ref()
         .map(|_| FileIndex::load(&config.cache.dir, &config.src));
@@ -272,7 +283,7 @@ fn run(
         ));
     }
 
-    Ok(BuildReport {
+    let report = BuildReport {
         files,
         bytes_in,
         bytes_out: linked
@@ -316,5 +327,18 @@ fn run(
         warnings,
         timings,
         elapsed: started.elapsed(),
-    })
+        up_to_date: false,
+    };
+    if let Some(memo) = memo {
+        let mut outputs = emitted.files.clone();
+        outputs.extend(
+            config
+                .manifest
+                .formats
+                .iter()
+                .map(|f| f.file_name().to_owned()),
+        );
+        memo.save(&config.out, &outputs, &report);
+    }
+    Ok(report)
 }
