@@ -237,7 +237,7 @@ fn kill_9_at_random_moments_leaves_complete_files_and_the_next_build_equals_a_cl
     set_version(dir, 1);
     let started = Instant::now();
     assert!(build(dir, &[]).status.success());
-    // The window a warm build is killed in adapts: shorter after a kill that came too late,
+    // The windows builds are killed in adapt: shorter after a kill that came too late,
     // longer after one that came in time (the machine's speed changes under parallel tests).
     let mut warm = started.elapsed().max(Duration::from_millis(30)) * 2;
 
@@ -271,13 +271,18 @@ fn kill_9_at_random_moments_leaves_complete_files_and_the_next_build_equals_a_cl
         if running {
             killed_running += 1;
         }
-        if !cold_start {
-            warm = if running {
-                warm.mul_f64(1.1)
+        let adapt = |w: Duration| {
+            if running {
+                w.mul_f64(1.1)
             } else {
-                warm.mul_f64(0.8)
+                w.mul_f64(0.8)
             }
-            .max(Duration::from_millis(5));
+            .max(Duration::from_millis(5))
+        };
+        if cold_start {
+            cold = adapt(cold);
+        } else {
+            warm = adapt(warm);
         }
         child.kill().unwrap();
         child.wait().unwrap();
