@@ -596,6 +596,28 @@ mod tests {
         })
     }
 
+    #[test]
+    fn annex_b_function_in_if_ships_as_written_in_a_script_and_fails_in_a_module() {
+        let code = "if (window.x) function legacy() { return 1; }\nvar octal = 010;\n";
+        let out = run("legacy.js", code, Config::default());
+        assert!(!out.failed(), "{:?}", out.diagnostics);
+        assert_eq!(&out.bytes[..], code.as_bytes(), "shipped as written");
+        assert_eq!(out.diagnostics.len(), 1);
+        assert_eq!(out.diagnostics[0].code, "js-kept-as-written");
+        assert_eq!(
+            (out.diagnostics[0].line, out.diagnostics[0].column),
+            (1, 15)
+        );
+        // Engines refuse it in a module (strict mode): still an error.
+        let out = run(
+            "legacy.mjs",
+            "export {};\nif (x) function f() {}\n",
+            Config::default(),
+        );
+        assert!(out.failed());
+        assert_eq!(out.diagnostics[0].code, "js-syntax");
+    }
+
     #[track_caller]
     fn specifiers(code: &str) -> Vec<(String, RefKind)> {
         let out = run("a.js", code, Config::default());
