@@ -2,7 +2,9 @@
 //! (three.js's `three.core.js` minified by kiln, ~390 KB), to choose the defaults. Prints each
 //! level's output size once, then divan times it.
 
-use kiln::kiln_core::compress::{CompressConfig, Encoding, encode};
+use kiln::kiln_core::compress::encode;
+use kiln::kiln_core::config::CompressConfig;
+use kiln::kiln_core::model::Encoding;
 use kiln::kiln_core::{Asset, Config, TransformInput, Transformer};
 
 fn main() {

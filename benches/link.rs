@@ -2,7 +2,7 @@
 //! 10,000 assets with 50,000 references, including import cycles, on one thread and on all.
 
 use kiln::kiln_core::link::link;
-use kiln::kiln_core::transform::{RefKind, RefSyntax, Reference, TransformOutput, Transformed};
+use kiln::kiln_core::model::{RefKind, RefSyntax, Reference, TransformOutput, Transformed};
 use kiln::kiln_core::{Asset, AssetId, Config};
 
 fn main() {

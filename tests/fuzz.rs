@@ -16,8 +16,8 @@ mod common;
 use std::collections::HashSet;
 
 use kiln::kiln_core::config::Config;
-use kiln::kiln_core::discover::Discovered;
-use kiln::kiln_core::link::{Linked, link};
+use kiln::kiln_core::link::link;
+use kiln::kiln_core::model::{Discovered, Linked};
 use kiln::kiln_core::transform::{Transformer, transform};
 use kiln::kiln_core::url::{Specifier, classify};
 use kiln::kiln_core::{Asset, AssetId, TransformInput};

@@ -15,7 +15,7 @@ use proptest::prelude::*;
 fn builder(src: &Path, out: &Path, cache: Option<&Path>) -> Builder {
     let mut b = Builder::new().src(src).out(out);
     b.config_mut().compress.formats = if COMPRESS.with(|c| c.get()) {
-        kiln::kiln_core::compress::CompressConfig::default().formats
+        kiln::kiln_core::config::CompressConfig::default().formats
     } else {
         Vec::new()
     };

@@ -23,10 +23,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::Diagnostic;
-use crate::transform::{Columns, ImageInfo, MapComment, Reference, TransformOutput, Variant};
+use crate::model::{Columns, ImageInfo, MapComment, Reference, TransformOutput, Variant};
 
 const MAGIC: &[u8; 8] = b"KILNC001";
 const LAYOUT: &str = "v1";
+/// The file indexes' names start with this (see [`crate::index`]).
+pub(crate) const INDEX_PREFIX: &str = "files-v1-";
+/// The folder of the up-to-date records (see `memo`).
+pub(crate) const BUILDS_FOLDER: &str = "builds-v1";
 
 /// An open cache folder.
 pub struct Cache {
@@ -133,6 +137,34 @@ impl Cache {
         self
     }
 
+    /// The cache a build of `config` uses, with `remote` behind it; None when the cache is off
+    /// or its folder cannot be made (a build without a cache is slower, never wrong).
+    pub fn for_build(
+        config: &crate::config::Config,
+        remote: Option<std::sync::Arc<dyn Remote>>,
+    ) -> Option<Cache> {
+        if !config.cache.enabled {
+            return None;
+        }
+        let cache = Cache::open(
+            &config.cache.dir,
+            config.cache.max_size_mb.saturating_mul(1 << 20),
+        )
+        .ok()?;
+        Some(match remote {
+            Some(r) => cache.with_remote(r),
+            None => cache,
+        })
+    }
+
+    /// At the end of a build: waits for the remote's last uploads, evicts what is over the size
+    /// limit, and says what the cache and its remote did.
+    pub fn finish(&self) -> (CacheStats, Option<RemoteReport>) {
+        let remote = self.finish_remote();
+        self.evict();
+        (self.stats(), remote)
+    }
+
     /// The remote's report, after waiting for its uploads (None without a remote).
     pub fn finish_remote(&self) -> Option<RemoteReport> {
         self.remote.as_ref().map(|r| r.finish())
@@ -142,10 +174,20 @@ impl Cache {
         format!("{}/{namespace}/{}", build_id(), key.to_hex())
     }
 
-    /// Deletes every entry under `dir`, and the file indexes.
+    /// Deletes every entry under `dir`, the file indexes and the up-to-date records.
     pub fn clean(dir: &Path) -> std::io::Result<()> {
-        crate::index::FileIndex::clean(dir)?;
-        for folder in [LAYOUT, crate::memo::FOLDER] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(INDEX_PREFIX)
+                {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+        for folder in [LAYOUT, BUILDS_FOLDER] {
             match std::fs::remove_dir_all(dir.join(folder)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -296,7 +338,7 @@ pub(crate) fn build_id() -> String {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         let digest = std::env::current_exe().ok().and_then(|exe| {
-            let stamp = crate::index::Stamp::of(&std::fs::metadata(&exe).ok()?)?;
+            let stamp = crate::model::Stamp::of(&std::fs::metadata(&exe).ok()?)?;
             let tag = format!("{}:{}:{}", exe.display(), stamp.size, stamp.mtime_ns);
             let memo = std::env::temp_dir().join(format!(
                 "kiln-build-id-{}",
@@ -313,7 +355,7 @@ pub(crate) fn build_id() -> String {
         });
         format!(
             "{}-{}",
-            crate::VERSION,
+            crate::model::VERSION,
             digest.unwrap_or_else(|| "unknown".to_owned())
         )
     })

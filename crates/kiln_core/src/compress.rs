@@ -10,132 +10,9 @@
 use std::collections::HashMap;
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use crate::link::{Linked, OutputFile};
-
-/// A content encoding kiln can precompress with. The names are a contract (`[compress] formats`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Encoding {
-    /// Brotli, `.br`.
-    #[serde(rename = "br")]
-    Brotli,
-    /// gzip, `.gz`.
-    #[serde(rename = "gzip")]
-    Gzip,
-    /// Zstandard, `.zst` (WhiteNoise does not serve it; some CDNs and nginx modules do).
-    #[serde(rename = "zstd")]
-    Zstd,
-}
-
-impl Encoding {
-    /// The `Content-Encoding` token, also the key in kiln's manifest.
-    pub fn name(self) -> &'static str {
-        match self {
-            Encoding::Brotli => "br",
-            Encoding::Gzip => "gzip",
-            Encoding::Zstd => "zstd",
-        }
-    }
-
-    /// The sibling's file-name suffix.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Encoding::Brotli => ".br",
-            Encoding::Gzip => ".gz",
-            Encoding::Zstd => ".zst",
-        }
-    }
-}
-
-/// `[compress]`: which siblings to write and how hard to try.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct CompressConfig {
-    /// Encodings to write; empty turns precompression off.
-    pub formats: Vec<Encoding>,
-    /// Brotli quality, 0–11.
-    pub brotli_quality: u32,
-    /// gzip level (libdeflate), 1–12; 12 is within a fraction of a percent of zopfli.
-    pub gzip_level: i32,
-    /// Zstandard level, 1–22.
-    pub zstd_level: i32,
-    /// Keep a sibling only when it is at most this fraction of the original (WhiteNoise: 0.95).
-    pub max_ratio: f64,
-    /// Precompress source maps (`.map` files, kiln's and the ones in `src`) too. Only developer
-    /// tools download them, so they get fast levels (Brotli 5, gzip 6) whatever the levels above.
-    pub source_maps: bool,
-}
-
-impl Default for CompressConfig {
-    fn default() -> Self {
-        CompressConfig {
-            formats: vec![Encoding::Brotli, Encoding::Gzip],
-            brotli_quality: 11,
-            gzip_level: 12,
-            zstd_level: 19,
-            max_ratio: 0.95,
-            source_maps: true,
-        }
-    }
-}
-
-impl CompressConfig {
-    /// The levels used for source maps.
-    fn for_maps(&self) -> CompressConfig {
-        CompressConfig {
-            brotli_quality: self.brotli_quality.min(5),
-            gzip_level: self.gzip_level.min(6),
-            zstd_level: self.zstd_level.min(3),
-            ..self.clone()
-        }
-    }
-
-    /// Checks levels, and that this build of kiln has the requested encoders.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.brotli_quality > 11 {
-            return Err(format!(
-                "brotli_quality {} is not between 0 and 11",
-                self.brotli_quality
-            ));
-        }
-        if !(1..=12).contains(&self.gzip_level) {
-            return Err(format!(
-                "gzip_level {} is not between 1 and 12",
-                self.gzip_level
-            ));
-        }
-        if !(1..=22).contains(&self.zstd_level) {
-            return Err(format!(
-                "zstd_level {} is not between 1 and 22",
-                self.zstd_level
-            ));
-        }
-        if !(0.0..=1.0).contains(&self.max_ratio) {
-            return Err(format!(
-                "max_ratio {} is not between 0 and 1",
-                self.max_ratio
-            ));
-        }
-        for f in &self.formats {
-            if !available(*f) {
-                return Err(format!(
-                    "this kiln was built without `{}` support (feature `compress`/`zstd`)",
-                    f.name()
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-fn available(encoding: Encoding) -> bool {
-    match encoding {
-        Encoding::Brotli | Encoding::Gzip => cfg!(feature = "compress"),
-        Encoding::Zstd => cfg!(feature = "zstd"),
-    }
-}
+use crate::config::CompressConfig;
+use crate::model::{CompressStats, Encoded, Encoding, Linked, OutputFile};
 
 /// Extensions of formats that are compressed already (WhiteNoise's list, plus newer formats).
 const ALREADY_COMPRESSED: &[&str] = &[
@@ -149,17 +26,6 @@ const ALREADY_COMPRESSED: &[&str] = &[
 pub fn compressible(path: &str) -> bool {
     let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     !ext.is_some_and(|e| ALREADY_COMPRESSED.contains(&e.as_str()))
-}
-
-/// A precompressed sibling of an output file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// How it is compressed.
-    pub encoding: Encoding,
-    /// `css/app.<hash>.css.br`
-    pub path: String,
-    /// The compressed bytes (shared between identical files).
-    pub bytes: bytes::Bytes,
 }
 
 /// Compresses `bytes` with `encoding`; None when the encoder is not built in.
@@ -208,22 +74,11 @@ fn cache_key(encoding: Encoding, config: &CompressConfig, content: &blake3::Hash
     };
     let mut h = blake3::Hasher::new();
     h.update(b"kiln compress\0");
-    h.update(crate::VERSION.as_bytes());
+    h.update(crate::model::VERSION.as_bytes());
     h.update(encoding.name().as_bytes());
     h.update(&level.to_le_bytes());
     h.update(content.as_bytes());
     h.finalize()
-}
-
-/// What precompression did, for the build summary.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct CompressStats {
-    /// Files (assets and maps) that got at least one sibling.
-    pub files: usize,
-    /// Bytes of those files.
-    pub original_bytes: u64,
-    /// Bytes of their Brotli siblings (or gzip where there is no Brotli).
-    pub compressed_bytes: u64,
 }
 
 /// Adds siblings to every compressible output file of `linked` (assets and their maps), reusing

@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::Encoding;
+
 /// The name kiln looks for in the current directory when no `--config` is given.
 pub const CONFIG_FILE: &str = "kiln.toml";
 
@@ -56,7 +58,7 @@ pub struct Config {
     /// JavaScript options.
     pub js: JsConfig,
     /// Precompressed `.br`/`.gz`/`.zst` siblings.
-    pub compress: crate::compress::CompressConfig,
+    pub compress: CompressConfig,
     /// The persistent build cache.
     pub cache: CacheConfig,
     /// Also write every output under its logical, unhashed name (`css/app.css`), for framework
@@ -498,7 +500,7 @@ impl ImagesConfig {
             globs: self
                 .overrides
                 .iter()
-                .map(|o| crate::discover::PathGlobs::new(&o.paths))
+                .map(|o| crate::globs::PathGlobs::new(&o.paths))
                 .collect(),
             config: self.clone(),
         }
@@ -565,7 +567,7 @@ impl ImagesConfig {
 #[derive(Debug, Clone)]
 pub struct ImageRules {
     config: ImagesConfig,
-    globs: Vec<crate::discover::PathGlobs>,
+    globs: Vec<crate::globs::PathGlobs>,
 }
 
 impl ImageRules {
@@ -734,7 +736,7 @@ impl Default for Config {
             manifest: ManifestConfig::default(),
             css: CssConfig::default(),
             js: JsConfig::default(),
-            compress: crate::compress::CompressConfig::default(),
+            compress: CompressConfig::default(),
             cache: CacheConfig::default(),
             unhashed: false,
             watch: WatchConfig::default(),
@@ -1086,6 +1088,95 @@ pub(crate) fn line_col(text: &str, at: usize) -> (usize, usize) {
 impl fmt::Display for ManifestFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// `[compress]`: which siblings to write and how hard to try.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CompressConfig {
+    /// Encodings to write; empty turns precompression off.
+    pub formats: Vec<Encoding>,
+    /// Brotli quality, 0–11.
+    pub brotli_quality: u32,
+    /// gzip level (libdeflate), 1–12; 12 is within a fraction of a percent of zopfli.
+    pub gzip_level: i32,
+    /// Zstandard level, 1–22.
+    pub zstd_level: i32,
+    /// Keep a sibling only when it is at most this fraction of the original (WhiteNoise: 0.95).
+    pub max_ratio: f64,
+    /// Precompress source maps (`.map` files, kiln's and the ones in `src`) too. Only developer
+    /// tools download them, so they get fast levels (Brotli 5, gzip 6) whatever the levels above.
+    pub source_maps: bool,
+}
+
+impl Default for CompressConfig {
+    fn default() -> Self {
+        CompressConfig {
+            formats: vec![Encoding::Brotli, Encoding::Gzip],
+            brotli_quality: 11,
+            gzip_level: 12,
+            zstd_level: 19,
+            max_ratio: 0.95,
+            source_maps: true,
+        }
+    }
+}
+
+impl CompressConfig {
+    /// The levels used for source maps.
+    pub(crate) fn for_maps(&self) -> CompressConfig {
+        CompressConfig {
+            brotli_quality: self.brotli_quality.min(5),
+            gzip_level: self.gzip_level.min(6),
+            zstd_level: self.zstd_level.min(3),
+            ..self.clone()
+        }
+    }
+
+    /// Checks levels, and that this build of kiln has the requested encoders.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.brotli_quality > 11 {
+            return Err(format!(
+                "brotli_quality {} is not between 0 and 11",
+                self.brotli_quality
+            ));
+        }
+        if !(1..=12).contains(&self.gzip_level) {
+            return Err(format!(
+                "gzip_level {} is not between 1 and 12",
+                self.gzip_level
+            ));
+        }
+        if !(1..=22).contains(&self.zstd_level) {
+            return Err(format!(
+                "zstd_level {} is not between 1 and 22",
+                self.zstd_level
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.max_ratio) {
+            return Err(format!(
+                "max_ratio {} is not between 0 and 1",
+                self.max_ratio
+            ));
+        }
+        for f in &self.formats {
+            if !available(*f) {
+                return Err(format!(
+                    "this kiln was built without `{}` support (feature `compress`/`zstd`)",
+                    f.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn available(encoding: Encoding) -> bool {
+    match encoding {
+        Encoding::Brotli | Encoding::Gzip => cfg!(feature = "compress"),
+        Encoding::Zstd => cfg!(feature = "zstd"),
     }
 }
 

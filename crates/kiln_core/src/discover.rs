@@ -6,19 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use rayon::prelude::*;
 
-use crate::asset::{Asset, AssetId, AssetKind};
 use crate::config::Config;
-use crate::index::{FileIndex, Stamp};
-
-/// The source files of a build, sorted by logical path; `assets[i].id == AssetId(i)`.
-#[derive(Debug, Default)]
-pub struct Discovered {
-    /// The assets.
-    pub assets: Vec<Asset>,
-}
+use crate::fsutil::LARGE_FILE;
+use crate::globs::{PathGlobs, logical_path};
+use crate::index::FileIndex;
+use crate::model::{Asset, AssetId, AssetKind, Discovered, Known, Stamp};
 
 /// Why discovery failed: these stop the build before any file is transformed.
 #[derive(Debug, thiserror::Error)]
@@ -147,10 +141,6 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
     discover_with(config, None, &|_, _, _| false)
 }
 
-/// Files at least this large that only pass through are never held in memory: discover hashes
-/// them as a stream and emit copies them from the source (a 1 GB video costs no RAM).
-pub const LARGE_FILE: u64 = 32 << 20;
-
 /// Like [`discover`], but a file for which `may_skip(logical, kind, size)` holds is not read into
 /// memory: when its size and modification time match `index` its asset carries the index's
 /// facts; otherwise, if it is at least [`LARGE_FILE`] bytes, it is hashed as a stream and its
@@ -249,7 +239,7 @@ pub fn discover_with(
 }
 
 /// The facts of a large file, read as a stream: BLAKE3 and SRI without holding it in memory.
-fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<crate::index::Known> {
+fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<Known> {
     use sha2::Digest as _;
     use std::io::Read as _;
     let mut file = std::fs::File::open(path)?;
@@ -271,60 +261,11 @@ fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<crate::index::Known
             "changed while kiln was reading it; run the build again",
         ));
     }
-    Ok(crate::index::Known {
+    Ok(Known {
         stamp,
         blake3: blake.finalize().to_hex().to_string(),
         integrity: crate::integrity::sri_of_digest(&sha.finalize()),
     })
-}
-
-/// `a/b/c.css` from a relative path, or None when a component is not UTF-8.
-fn logical_path(rel: &Path) -> Option<String> {
-    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
-    Some(parts?.join("/"))
-}
-
-/// Globs of logical paths, as `exclude` and `[[images.overrides]] paths` take them: one with a
-/// `/` matches the whole logical path, one without matches any component (a file or folder name).
-#[derive(Debug, Clone)]
-pub struct PathGlobs {
-    whole: GlobSet,
-    component: GlobSet,
-}
-
-impl PathGlobs {
-    /// Compiles `globs` (validated by [`Config::validate`]; an invalid one is skipped).
-    pub fn new(globs: &[String]) -> Self {
-        let mut whole = GlobSetBuilder::new();
-        let mut component = GlobSetBuilder::new();
-        for g in globs {
-            // Validated in Config::validate; an invalid glob here is skipped rather than panicking.
-            let Ok(glob) = Glob::new(g.trim_start_matches('/')) else {
-                continue;
-            };
-            if g.contains('/') {
-                whole.add(glob);
-            } else {
-                component.add(glob);
-            }
-        }
-        PathGlobs {
-            whole: whole.build().unwrap_or_else(|_| GlobSet::empty()),
-            component: component.build().unwrap_or_else(|_| GlobSet::empty()),
-        }
-    }
-
-    /// Whether a logical path (`img/icons/a.png`) matches.
-    pub fn matches(&self, logical: &str) -> bool {
-        self.whole.is_match(logical) || logical.split('/').any(|c| self.component.is_match(c))
-    }
-
-    /// Whether the walker should skip `rel`: its own name or its whole path matches (its
-    /// folders were checked when the walker entered them).
-    fn is_excluded(&self, rel: &Path) -> bool {
-        let name = rel.file_name().unwrap_or_default();
-        self.component.is_match(name) || logical_path(rel).is_some_and(|l| self.whole.is_match(l))
-    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{copy_atomic, write_atomic, write_durable};
-use crate::link::{Linked, OutputFile};
+use crate::model::{Linked, OutputFile};
 
 /// The file in `out` that records which files recent builds wrote.
 pub const HISTORY_FILE: &str = ".kiln-builds.json";

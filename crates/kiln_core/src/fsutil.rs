@@ -6,11 +6,15 @@
 //! the few files whose loss would leave the folder inconsistent (manifests, history).
 
 use std::io::Write;
+use std::path::Path;
 
 /// The prefix of kiln's temporary files: whoever holds the output folder's lock may delete
 /// any it finds there (a killed build's).
 pub(crate) const TEMP_PREFIX: &str = ".kiln-tmp-";
-use std::path::Path;
+
+/// Files at least this large that only pass through are never held in memory: discover hashes
+/// them as a stream and emit copies them from the source (a 1 GB video costs no RAM).
+pub(crate) const LARGE_FILE: u64 = 32 << 20;
 
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, then rename).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

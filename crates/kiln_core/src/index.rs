@@ -8,50 +8,17 @@
 //! A size or time mismatch means the file is read and hashed again (content hashing is the
 //! fallback). The index is rewritten only when it changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use serde::{Deserialize, Serialize};
+use rayon::prelude::*;
 
-const PREFIX: &str = "files-v1-";
-
-/// Size and modification time of a file, as the index compares them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
-    /// Bytes.
-    pub size: u64,
-    /// Modification time, nanoseconds since the Unix epoch.
-    pub mtime_ns: u128,
-}
-
-impl Stamp {
-    /// The stamp of `meta`, if the platform reports a modification time.
-    pub fn of(meta: &std::fs::Metadata) -> Option<Stamp> {
-        let mtime_ns = meta
-            .modified()
-            .ok()?
-            .duration_since(UNIX_EPOCH)
-            .ok()?
-            .as_nanos();
-        Some(Stamp {
-            size: meta.len(),
-            mtime_ns,
-        })
-    }
-}
-
-/// What the index remembers of a file's content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Known {
-    /// Size and modification time when it was read.
-    pub stamp: Stamp,
-    /// BLAKE3 of its content, hex.
-    pub blake3: String,
-    /// SRI integrity of its content.
-    pub integrity: String,
-}
-
+use crate::cache::INDEX_PREFIX as PREFIX;
+use crate::compress::compressible;
+use crate::config::Config;
+use crate::fsutil::LARGE_FILE;
+use crate::model::{AssetKind, Discovered, Known, Linked, Stamp};
 /// The loaded index.
 #[derive(Debug, Default)]
 pub struct FileIndex {
@@ -102,19 +69,6 @@ impl FileIndex {
         self.dirty |= self.entries.len() != before;
     }
 
-    /// Deletes every index in the cache at `dir`.
-    pub fn clean(dir: &Path) -> std::io::Result<()> {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(PREFIX) {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-        Ok(())
-    }
-
     /// Writes the index if it changed (best-effort, like the rest of the cache).
     pub fn save(&self) {
         if let (true, Some(path)) = (self.dirty, &self.path)
@@ -122,5 +76,89 @@ impl FileIndex {
         {
             let _ = crate::fsutil::write_atomic(path, &json);
         }
+    }
+}
+
+/// Which files may go unread when the index knows them unchanged: only files nothing reads. No
+/// transformer takes them, they get no compressed siblings (large files never do), and they are
+/// not source maps (the JS transformer chains input maps).
+pub(crate) struct Unread<'a> {
+    config: &'a Config,
+    transformed: Vec<AssetKind>,
+}
+
+impl<'a> Unread<'a> {
+    /// The rule for a build of `config` whose transformers take the kinds `accepts` says.
+    pub(crate) fn new(config: &'a Config, accepts: impl Fn(AssetKind) -> bool) -> Unread<'a> {
+        let transformed = AssetKind::ALL.into_iter().filter(|&k| accepts(k)).collect();
+        Unread {
+            config,
+            transformed,
+        }
+    }
+
+    /// Whether the file `logical` of `kind` and `size` bytes may go unread when unchanged.
+    pub(crate) fn may_skip(&self, logical: &str, kind: AssetKind, size: u64) -> bool {
+        !self.transformed.contains(&kind)
+            && (self.config.compress.formats.is_empty()
+                || !compressible(logical)
+                || size >= LARGE_FILE)
+            && !logical.ends_with(".map")
+    }
+}
+
+/// What a build learns for the index: the skippable files it read (their SRI comes from link),
+/// and every source file it saw (the index forgets the others).
+#[derive(Debug, Default)]
+pub(crate) struct Learned {
+    read: Vec<(String, PathBuf, Stamp, blake3::Hash)>,
+    present: HashSet<String>,
+}
+
+impl Learned {
+    /// What `discovered` teaches under `unread`'s rule.
+    pub(crate) fn of(discovered: &Discovered, unread: &Unread<'_>) -> Learned {
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let read = discovered
+            .assets
+            .par_iter()
+            // Files the index already knows are the same entry again (a no-op); large files
+            // hashed as a stream are new entries.
+            .filter(|a| unread.may_skip(&a.logical, a.kind, a.size()))
+            // A file modified in the last moments could change again within the same timestamp
+            // tick: leave it out, it is read next time ("racily clean", as git calls it).
+            .filter(|a| a.stamp.is_some_and(|s| s.mtime_ns + 2_000_000_000 < now_ns))
+            .filter_map(|a| {
+                let path = std::path::absolute(&a.path).ok()?;
+                Some((a.logical.clone(), path, a.stamp?, a.hash))
+            })
+            .collect();
+        let present = (discovered.assets.iter())
+            .filter_map(|a| Some(std::path::absolute(&a.path).ok()?.to_str()?.to_owned()))
+            .collect();
+        Learned { read, present }
+    }
+}
+
+impl FileIndex {
+    /// Records what a build `learned`, with the SRI `linked` computed, and saves the index.
+    pub(crate) fn learn(&mut self, learned: Learned, linked: &Linked) {
+        for (logical, path, stamp, hash) in learned.read {
+            // Variants joined the asset list in transform: find the file by name, not position.
+            let Ok(i) = (linked.assets).binary_search_by(|a| a.logical.as_str().cmp(&logical))
+            else {
+                continue;
+            };
+            let known = Known {
+                stamp,
+                blake3: hash.to_hex().to_string(),
+                integrity: linked.assets[i].integrity.clone(),
+            };
+            self.insert(&path, known);
+        }
+        self.retain(&learned.present);
+        self.save();
     }
 }

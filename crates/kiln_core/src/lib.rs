@@ -14,7 +14,6 @@
 //!
 //! This crate does no minification or image work itself and has no CLI concerns.
 
-pub mod asset;
 pub mod cache;
 pub mod compress;
 pub mod config;
@@ -22,27 +21,29 @@ pub mod diagnostic;
 pub mod discover;
 pub mod emit;
 mod fsutil;
+pub mod globs;
 pub mod index;
 mod integrity;
 pub mod link;
 pub mod lock;
 pub mod manifest;
 mod memo;
+pub mod model;
 pub mod pipeline;
+pub mod report;
 pub mod srcmap;
 pub mod text;
 pub mod transform;
 pub mod url;
 
-pub use asset::{Asset, AssetId, AssetKind};
 pub use config::{Config, ConfigError, ManifestFormat};
 pub use diagnostic::{Diagnostic, Severity};
-pub use pipeline::{BuildError, BuildReport, Progress, build, build_with_remote};
-pub use transform::{
-    ImageInfo, RefKind, RefSyntax, Reference, TransformInput, TransformOutput, Transformer, Variant,
+pub use model::{
+    Asset, AssetId, AssetKind, ImageInfo, RefKind, RefSyntax, Reference, TransformOutput, VERSION,
+    Variant,
 };
+pub use pipeline::{BuildError, Progress, build, build_with_remote};
+pub use report::BuildReport;
+pub use transform::{TransformInput, Transformer};
 
 pub use bytes::Bytes;
-
-/// The version of kiln that produced an output; recorded in manifests and mixed into caches.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");

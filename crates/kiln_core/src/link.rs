@@ -21,79 +21,14 @@ use aho_corasick::AhoCorasick;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 
-use crate::asset::Asset;
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Severity};
-use crate::srcmap::{self, Edit};
-use crate::transform::{
-    Columns, MapComment, RefKind, RefSyntax, Reference, TransformOutput, Transformed,
+use crate::model::{
+    Asset, Columns, Linked, LinkedAsset, MapComment, OutputFile, RefKind, RefSyntax, Reference,
+    TransformOutput, Transformed,
 };
+use crate::srcmap::{self, Edit};
 use crate::url::{self, Specifier};
-
-/// A file of the build's output (a fingerprinted asset or its source map).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutputFile {
-    /// POSIX path relative to the output folder: `css/app.0123456789ab.css`.
-    pub path: String,
-    /// Final contents; empty when `copy_of` is set.
-    pub bytes: bytes::Bytes,
-    /// An unchanged source file kiln did not read: emit copies it from there when the output
-    /// does not exist yet, checking the bytes still have the BLAKE3 (hex) the index knew.
-    /// Holds the path, the size and the hash.
-    pub copy_of: Option<(std::path::PathBuf, u64, String)>,
-    /// Precompressed siblings (filled by [`compress`](crate::compress)).
-    pub encodings: Vec<crate::compress::Encoded>,
-}
-
-/// One asset after linking: final bytes and name.
-#[derive(Debug, Clone)]
-pub struct LinkedAsset {
-    /// Logical path (the manifest key).
-    pub logical: String,
-    /// The fingerprinted file.
-    pub output: OutputFile,
-    /// Its source map, when the transformer produced one.
-    pub map: Option<OutputFile>,
-    /// Size of the source file in bytes.
-    pub source_size: u64,
-    /// Logical paths of the assets it references, sorted, without duplicates.
-    pub references: Vec<String>,
-    /// Logical paths of its static imports (JS `import`/`export from`, CSS `@import`), sorted.
-    pub imports: Vec<String>,
-    /// Logical paths of its dynamic `import()`s, sorted.
-    pub dynamic_imports: Vec<String>,
-    /// MIME type guessed from the extension.
-    pub content_type: String,
-    /// Subresource Integrity of the final bytes (`sha384-...`).
-    pub integrity: String,
-    /// Dimensions, placeholder and variants of an image.
-    pub image: Option<crate::transform::ImageInfo>,
-}
-
-/// The result of linking: every asset (in logical-path order) and the diagnostics found.
-#[derive(Debug, Default)]
-pub struct Linked {
-    /// The assets; empty when `diagnostics` has an error.
-    pub assets: Vec<LinkedAsset>,
-    /// Transform and link diagnostics, sorted by path and position.
-    pub diagnostics: Vec<Diagnostic>,
-}
-
-impl OutputFile {
-    /// Its size in bytes.
-    pub fn size(&self) -> u64 {
-        self.copy_of
-            .as_ref()
-            .map_or(self.bytes.len() as u64, |(_, len, _)| *len)
-    }
-}
-
-impl Linked {
-    /// True when a diagnostic is an error (nothing may be emitted).
-    pub fn failed(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
 
 /// Where a reference points after resolution.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::config::{Config, ManifestFormat};
 use crate::emit::EmitError;
 use crate::fsutil::prepare_durable;
-use crate::link::Linked;
+use crate::model::Linked;
 
 /// The current version of kiln's manifest schema.
 pub const SCHEMA: u32 = 1;
@@ -115,7 +115,7 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
     };
     KilnManifest {
         schema: SCHEMA,
-        generator: format!("kiln {}", crate::VERSION),
+        generator: format!("kiln {}", crate::model::VERSION),
         public_url: &config.public_url,
         unhashed: config.unhashed,
         assets: linked
@@ -206,7 +206,7 @@ fn import_map(linked: &Linked, config: &Config) -> serde_json::Value {
     let mut imports: BTreeMap<String, String> = linked
         .assets
         .iter()
-        .filter(|a| crate::AssetKind::from_path(&a.logical) == crate::AssetKind::Js)
+        .filter(|a| crate::model::AssetKind::from_path(&a.logical) == crate::model::AssetKind::Js)
         .map(|a| (url(&a.logical), url(&a.output.path)))
         .collect();
     for (alias, target) in &config.js.aliases {

@@ -13,14 +13,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::compress::CompressStats;
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
-use crate::index::Stamp;
-use crate::pipeline::BuildReport;
-
-/// The folder of the cache that holds the records.
-pub(crate) const FOLDER: &str = "builds-v1";
+use crate::emit::Emitted;
+use crate::model::{CompressStats, Stamp};
+use crate::report::BuildReport;
 
 /// What a build must match to be up to date, computed before anything is read.
 #[derive(Debug)]
@@ -87,10 +84,14 @@ impl Memo {
             std::path::absolute(&config.src).ok()?.display(),
             std::path::absolute(&config.out).ok()?.display()
         );
-        let file = config.cache.dir.join(FOLDER).join(format!(
-            "{}.json",
-            &blake3::hash(pair.as_bytes()).to_hex()[..32]
-        ));
+        let file = config
+            .cache
+            .dir
+            .join(crate::cache::BUILDS_FOLDER)
+            .join(format!(
+                "{}.json",
+                &blake3::hash(pair.as_bytes()).to_hex()[..32]
+            ));
         Some(Memo {
             file,
             key: h.finalize().to_hex().to_string(),
@@ -132,17 +133,19 @@ impl Memo {
         })
     }
 
-    /// Remembers a successful build whose output folder now holds `outputs` (relative paths).
-    pub(crate) fn save(&self, out: &Path, outputs: &[String], report: &BuildReport) {
+    /// Remembers a successful build of `config` that wrote or kept `emitted` and its manifests.
+    pub(crate) fn save(&self, config: &Config, emitted: &Emitted, report: &BuildReport) {
         if self.racy {
             let _ = std::fs::remove_file(&self.file);
             return;
         }
-        let outputs: Option<Vec<(String, Stamp)>> = outputs
-            .iter()
+        let out = &config.out;
+        let manifests = config.manifest.formats.iter().map(|f| f.file_name());
+        let outputs: Option<Vec<(String, Stamp)>> = (emitted.files.iter().map(String::as_str))
+            .chain(manifests)
             .map(|name| {
                 let stamp = Stamp::of(&std::fs::metadata(out.join(name)).ok()?)?;
-                Some((name.clone(), stamp))
+                Some((name.to_owned(), stamp))
             })
             .collect();
         let Some(outputs) = outputs else {

@@ -5,88 +5,12 @@
 //! substitutes. Assets no transformer accepts pass through unchanged. A failed asset (an error
 //! diagnostic) does not stop the others, so the user sees every error of a build at once.
 
-use crate::asset::{Asset, AssetKind};
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
-use crate::discover::Discovered;
-
-/// How a placeholder sits in the output, so the link stage can serialise the final URL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub enum RefSyntax {
-    /// The placeholder is a double-quoted CSS string inside `url(...)`, quotes included: the link
-    /// stage may write the URL unquoted when that is valid and shorter.
-    CssUrl,
-    /// The placeholder is a double-quoted CSS string (`@import "..."`), quotes included.
-    CssString,
-    /// The placeholder is the contents of a JavaScript string literal (quotes not included): the
-    /// URL is escaped so it is valid inside either quote character.
-    JsString,
-    /// The placeholder is bare text (a `sourceMappingURL` comment); the URL is written as is.
-    Raw,
-}
-
-/// What a reference means, for manifests (`imports` and `dynamic_imports`, like Vite's).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[non_exhaustive]
-pub enum RefKind {
-    /// A static dependency: CSS `@import`, JS `import`/`export ... from`.
-    Import,
-    /// A JS `import()` with a literal specifier.
-    DynamicImport,
-    /// A URL to a resource: CSS `url()`, JS `new URL(..., import.meta.url)`.
-    Url,
-}
-
-/// A reference from one asset to another (or to something outside the build), found by a transformer.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Reference {
-    /// The exact text in the output that stands for the URL.
-    pub placeholder: String,
-    /// The URL as written in the source (`../img/logo.png?v=2#x`), unescaped.
-    pub specifier: String,
-    /// How to serialise the replacement.
-    pub syntax: RefSyntax,
-    /// What the reference is.
-    pub kind: RefKind,
-    /// The logical path the transformer already resolved the specifier to (a configured alias for
-    /// a bare specifier such as `three`); the link stage then writes a URL relative to the
-    /// referring file. None: the link stage resolves `specifier` as a URL.
-    pub target: Option<String>,
-    /// The logical path of the file the reference was written in, when it is not the asset
-    /// itself (an `@import`ed file inlined by bundling); relative specifiers resolve against it.
-    pub from: Option<String>,
-    /// 1-based position of the reference in that file, for diagnostics.
-    pub line: u32,
-    /// 1-based column.
-    pub column: u32,
-    /// A target that cannot be found is a warning and the reference is left as written, whatever
-    /// `strict` says: for references a browser only follows if something uses them (a `url()` in
-    /// a CSS custom property).
-    #[serde(default)]
-    pub optional: bool,
-}
-
-/// Whether a `sourceMappingURL` comment is appended, and in which comment syntax.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum MapComment {
-    /// `/*# sourceMappingURL=... */`
-    Css,
-    /// `//# sourceMappingURL=...`
-    Js,
-}
-
-/// The unit a source map's generated columns are counted in. The map's producer decides, and
-/// the link stage must shift columns in the same unit (lightningcss counts bytes, swc UTF-16).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Columns {
-    /// UTF-16 code units, as the source map spec and browsers count.
-    #[default]
-    Utf16,
-    /// UTF-8 bytes.
-    Bytes,
-}
+use crate::model::{
+    Asset, AssetId, AssetKind, Discovered, ImageInfo, TransformOutput, Transformed,
+};
 
 /// What a transformer is given.
 #[derive(Debug)]
@@ -109,86 +33,6 @@ impl TransformInput<'_> {
     }
 }
 
-/// What a transformer returns.
-#[derive(Debug, Default)]
-pub struct TransformOutput {
-    /// The output bytes, with a placeholder wherever a reference's URL goes.
-    pub bytes: bytes::Bytes,
-    /// The references, in any order.
-    pub references: Vec<Reference>,
-    /// A source map (JSON) for `bytes`, in the coordinates of `bytes` as returned, whose `sources`
-    /// are logical paths (the link stage makes them relative to the map's folder).
-    pub source_map: Option<String>,
-    /// How to point the output at its map, when there is one.
-    pub map_comment: Option<MapComment>,
-    /// The unit of the map's generated columns.
-    pub map_columns: Columns,
-    /// Logical paths of the other assets the transformer read (inlined `@import`s, an input
-    /// source map): the cache checks their contents too before reusing this output.
-    pub dependencies: Vec<String>,
-    /// Problems found; any error fails the asset.
-    pub diagnostics: Vec<Diagnostic>,
-    /// What an image output is: its dimensions, its placeholder and its variants (manifests list
-    /// them so templates can write `srcset` and `<picture>`).
-    pub image: Option<ImageInfo>,
-    /// SRI (`sha384-...`) of `bytes` when they are final (no references, no source map comment
-    /// to append): computed by the transform stage before caching, so a warm build does not hash
-    /// unchanged images again. Transformers leave it unset.
-    pub integrity: Option<String>,
-    /// Extra files derived from the asset (an image at other widths or in other formats). The
-    /// transform stage turns each into an asset of its own, fingerprinted, emitted and listed in
-    /// the manifests under its logical path; it fills `image.variants` with the ones it kept.
-    pub variants: Vec<Variant>,
-}
-
-/// An extra output derived from an asset (see [`TransformOutput::variants`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Variant {
-    /// Its logical path, next to its source: `img/photo-480w.avif`.
-    pub logical: String,
-    /// Its bytes.
-    pub bytes: bytes::Bytes,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// SRI of `bytes` (see [`TransformOutput::integrity`]); transformers leave it unset.
-    pub integrity: Option<String>,
-}
-
-/// Facts about an image output, for the manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct ImageInfo {
-    /// Width in pixels, as displayed (after EXIF orientation).
-    pub width: u32,
-    /// Height in pixels, as displayed.
-    pub height: u32,
-    /// A tiny preview to show while the image loads (a base64 ThumbHash).
-    #[serde(default)]
-    pub placeholder: Option<String>,
-    /// Logical paths of its variants, in the order the transformer made them.
-    #[serde(default)]
-    pub variants: Vec<String>,
-    /// The source this image is a variant of.
-    #[serde(default)]
-    pub variant_of: Option<String>,
-}
-
-impl TransformOutput {
-    /// Copies the asset unchanged, with no references.
-    pub fn passthrough(asset: &Asset) -> Self {
-        TransformOutput {
-            bytes: asset.bytes.clone(),
-            ..Default::default()
-        }
-    }
-
-    /// True when a diagnostic is an error.
-    pub fn failed(&self) -> bool {
-        self.diagnostics.iter().any(Diagnostic::is_error)
-    }
-}
-
 /// A transformer for some kinds of asset. Implementations live in their own crates.
 pub trait Transformer: Send + Sync {
     /// A short name for progress and timing output (`css`).
@@ -203,15 +47,6 @@ pub trait Transformer: Send + Sync {
     fn memory_estimate(&self, _asset: &Asset, _config: &Config) -> u64 {
         0
     }
-}
-
-/// The output of every asset, in asset order.
-#[derive(Debug)]
-pub struct Transformed {
-    /// The sources.
-    pub assets: Vec<Asset>,
-    /// `outputs[i]` is the transform of `assets[i]`.
-    pub outputs: Vec<TransformOutput>,
 }
 
 /// Runs every asset through the first transformer that accepts its kind, in parallel on the
@@ -247,7 +82,7 @@ pub fn transform(
             (Some(t), Some(cache)) => {
                 let mut key = blake3::Hasher::new();
                 key.update(b"kiln transform\0");
-                key.update(crate::VERSION.as_bytes());
+                key.update(crate::model::VERSION.as_bytes());
                 key.update(t.name().as_bytes());
                 key.update(fingerprint.as_bytes());
                 key.update(asset.logical.as_bytes());
@@ -354,7 +189,7 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
     all.sort_by(|a, b| a.0.logical.cmp(&b.0.logical));
     let (mut assets, outputs): (Vec<Asset>, Vec<TransformOutput>) = all.into_iter().unzip();
     for (i, a) in assets.iter_mut().enumerate() {
-        a.id = crate::asset::AssetId(i as u32);
+        a.id = AssetId(i as u32);
     }
     Transformed { assets, outputs }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use kiln_core::config::Config;
-use kiln_core::transform::{Columns, MapComment};
+use kiln_core::model::{Columns, MapComment};
 use kiln_core::url::{Specifier, classify};
 use kiln_core::{
     AssetKind, Diagnostic, RefKind, RefSyntax, Reference, TransformInput, TransformOutput,

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use kiln_core::config::{Config, DeployConfig, ManifestFormat};
-use kiln_core::discover::PathGlobs;
 use kiln_core::emit::is_safe_relative;
+use kiln_core::globs::PathGlobs;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

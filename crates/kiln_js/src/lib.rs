@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use kiln_core::config::Config;
-use kiln_core::transform::MapComment;
+use kiln_core::model::MapComment;
 use kiln_core::url::{Specifier, classify};
 use kiln_core::{AssetKind, Diagnostic, TransformInput, TransformOutput, Transformer};
 use swc_core::common::comments::{Comment, CommentKind, Comments, SingleThreadedComments};
