@@ -7,6 +7,7 @@
 #   scripts/bench.sh --only deploy [--runs N]    # the deploy rows alone (kiln deploy vs aws s3 sync)
 #   scripts/bench.sh --only remote-cache [--runs N]  # the remote cache rows alone (machine A, then B)
 #   scripts/bench.sh --only build-rs [--runs N]  # the build.rs rows alone (examples/axum-app)
+#   scripts/bench.sh --only incremental [--runs N]  # the cold and incremental builds and their floors
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
 # package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
@@ -22,12 +23,12 @@ WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
 ONLY=
-usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs|incremental]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    --only) case ${2:-} in deploy|remote-cache|build-rs) ;; *) usage;; esac; ONLY=$2; shift 2;;
+    --only) case ${2:-} in deploy|remote-cache|build-rs|incremental) ;; *) usage;; esac; ONLY=$2; shift 2;;
     *) usage;;
   esac
 done
@@ -149,6 +150,15 @@ if [ "$ONLY" = build-rs ]; then
   { table_head; build_rs_rows; echo; build_rs_summary; } | tee "$WORK/results-build-rs.md"
   exit 0
 fi
+# Task 6 (the cold build, incremental builds and their floors) is in scripts/bench/incremental.sh.
+source scripts/bench/incremental.sh
+if [ "$ONLY" = incremental ]; then
+  TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
+  ALLFILES=('*')
+  incremental_tasks
+  { table_head; incremental_rows; echo; incremental_summary; } | tee "$WORK/results-incremental.md"
+  exit 0
+fi
 if [ "$ONLY" = remote-cache ]; then
   TOTAL_FILES=$(find "$CORPUS" -type f ! -name '.*' | wc -l)
   remote_tasks
@@ -253,25 +263,8 @@ measure avif.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-avif.toml" --
 prep() { rm -rf "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
 measure avif.cavif bash -c "'$TOOLS/bin/cavif' --quiet --overwrite --quality 80 --speed 6 -o '$OUTS/cavif' '$JPGSET'/*"
 
-# 6. The whole build (every file) cold, then incremental builds with the persistent cache:
-#    nothing changed, one CSS file edited, one image edited. Edits go to a copy of the corpus.
-EDIT=$WORK/corpus-edit
-rm -rf "$EDIT" && cp -a "$CORPUS" "$EDIT"
-cat > "$WORK/kiln-all.toml" <<TOML
-src = "$EDIT"
-[cache]
-dir = "$WORK/cache"
-TOML
-prep() { rm -rf "$OUTS/kiln-all" "$WORK/cache"; }
-measure all.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
-measure noop.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
-EDIT_N=0
-prep() { EDIT_N=$((EDIT_N + 1)); printf '\n.kiln-bench-%s { color: red }\n' "$EDIT_N" >> "$EDIT/vendor/bootstrap/css/bootstrap.css"; }
-measure css-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
-IMAGE=$(find "$EDIT/img/photos" -name '*.jpg' | sort | head -1)
-prep() { printf 'kiln-bench' >> "$IMAGE"; }
-measure image-edit.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
-
+# 6. The whole build cold, then incremental builds against their floors (scripts/bench/incremental.sh).
+incremental_tasks
 # 7. Deploying the whole build (scripts/bench/deploy.sh).
 deploy_tasks
 # 8. The remote cache (scripts/bench/remote_cache.sh).
@@ -294,10 +287,7 @@ build_rs_tasks
   row "PNG, lossless (preset 2)" "oxipng CLI (-o 2 --strip safe)" "$PNG_FILES" png.oxipng "$OUTS/oxipng" '*.png'
   row "AVIF of JPEG photos (q 80, speed 6)" "kiln (+ lossless JPEG, hash)" "$JPG_FILES" avif.kiln "$OUTS/kiln-avif" '*.avif'
   row "AVIF of JPEG photos (q 80, speed 6)" "cavif CLI" "$JPG_FILES" avif.cavif "$OUTS/cavif" '*.avif'
-  row "whole build, cold" kiln "$TOTAL_FILES" all.kiln "$OUTS/kiln-all" "${ALLFILES[@]}"
-  row "rebuild, nothing changed ($(ratio2 noop.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" noop.kiln -
-  row "rebuild, one CSS file edited ($(ratio2 css-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" css-edit.kiln -
-  row "rebuild, one image edited ($(ratio2 image-edit.kiln all.kiln) of cold)" kiln "$TOTAL_FILES" image-edit.kiln -
+  incremental_rows
   deploy_rows
   remote_rows
   build_rs_rows
@@ -308,6 +298,8 @@ build_rs_tasks
        "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss;" \
        "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed;" \
        "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
+  echo
+  incremental_summary
   echo
   deploy_summary
   echo
