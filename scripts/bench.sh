@@ -8,6 +8,7 @@
 #   scripts/bench.sh --only remote-cache [--runs N]  # the remote cache rows alone (machine A, then B)
 #   scripts/bench.sh --only build-rs [--runs N]  # the build.rs rows alone (examples/axum-app)
 #   scripts/bench.sh --only incremental [--runs N]  # the cold and incremental builds and their floors
+#   scripts/bench.sh --only code [--runs N]      # hash + rewrite, precompression, minify (tasks 1-3)
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
 # package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
@@ -23,12 +24,12 @@ WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
 ONLY=
-usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs|incremental]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs|incremental|code]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    --only) case ${2:-} in deploy|remote-cache|build-rs|incremental) ;; *) usage;; esac; ONLY=$2; shift 2;;
+    --only) case ${2:-} in deploy|remote-cache|build-rs|incremental|code) ;; *) usage;; esac; ONLY=$2; shift 2;;
     *) usage;;
   esac
 done
@@ -49,7 +50,7 @@ fi
 [ -x /usr/bin/time ] || { source scripts/lib/deps.sh; apt_install time; }
 
 PEERS=$WORK/peers
-if [ -z "$ONLY" ] && [ ! -f "$PEERS/.complete" ]; then
+if { [ -z "$ONLY" ] || [ "$ONLY" = code ]; } && [ ! -f "$PEERS/.complete" ]; then
   log "installing npm peers into $PEERS"
   mkdir -p "$PEERS"
   ( cd "$PEERS" && { [ -f package.json ] || echo '{"name":"kiln-bench-peers","private":true}' > package.json; } &&
@@ -225,6 +226,27 @@ measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS'
 prep() { rm -rf "$OUTS/terser"; }
 measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
 
+code_rows() {
+  row "hash + rewrite" kiln "$TOTAL_FILES" hash.kiln -
+  row "hash + rewrite" "Django ManifestStaticFilesStorage" "$TOTAL_FILES" hash.django -
+  erow "+ precompression (.br / .gz bytes)" kiln "$TOTAL_FILES" compress.kiln "$OUTS/kiln-compress"
+  erow "+ precompression (.br / .gz bytes)" "WhiteNoise CompressedManifestStaticFilesStorage" "$TOTAL_FILES" compress.whitenoise "$OUTS/whitenoise"
+  row "CSS + JS minify" "kiln (+ hash, rewrite, maps)" "$CODE_FILES" code.kiln "$OUTS/kiln-code" "${CODE[@]}"
+  row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
+  row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
+  row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
+}
+code_ratios() {
+  echo "hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
+       "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
+       "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
+       "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss"
+}
+if [ "$ONLY" = code ]; then
+  { table_head; code_rows; echo; echo "kiln's wall-time ratios: $(code_ratios)."; } | tee "$WORK/results-code.md"
+  exit 0
+fi
+
 # 4. PNG: lossless optimisation of the corpus's PNGs, against the oxipng CLI at the same preset
 #    and strip level (installed with cargo into the throwaway folder).
 TOOLS=$WORK/tools
@@ -275,14 +297,7 @@ build_rs_tasks
 # ------------------------------------------------------------------ report
 {
   table_head
-  row "hash + rewrite" kiln "$TOTAL_FILES" hash.kiln -
-  row "hash + rewrite" "Django ManifestStaticFilesStorage" "$TOTAL_FILES" hash.django -
-  erow "+ precompression (.br / .gz bytes)" kiln "$TOTAL_FILES" compress.kiln "$OUTS/kiln-compress"
-  erow "+ precompression (.br / .gz bytes)" "WhiteNoise CompressedManifestStaticFilesStorage" "$TOTAL_FILES" compress.whitenoise "$OUTS/whitenoise"
-  row "CSS + JS minify" "kiln (+ hash, rewrite, maps)" "$CODE_FILES" code.kiln "$OUTS/kiln-code" "${CODE[@]}"
-  row "CSS + JS minify" "esbuild (+ hash, maps)" "$CODE_FILES" code.esbuild "$OUTS/esbuild" "${CODE[@]}"
-  row "CSS + JS minify" "swc + lightningcss" "$CODE_FILES" code.swc+lightningcss "$OUTS/swc" "${CODE[@]}"
-  row "CSS + JS minify" "terser + lightningcss" "$CODE_FILES" code.terser+lightningcss "$OUTS/terser" "${CODE[@]}"
+  code_rows
   row "PNG, lossless (preset 2)" kiln "$PNG_FILES" png.kiln "$OUTS/kiln-png" '*.png'
   row "PNG, lossless (preset 2)" "oxipng CLI (-o 2 --strip safe)" "$PNG_FILES" png.oxipng "$OUTS/oxipng" '*.png'
   row "AVIF of JPEG photos (q 80, speed 6)" "kiln (+ lossless JPEG, hash)" "$JPG_FILES" avif.kiln "$OUTS/kiln-avif" '*.avif'
@@ -292,10 +307,7 @@ build_rs_tasks
   remote_rows
   build_rs_rows
   echo
-  echo "kiln's wall-time ratios: hash + rewrite $(ratio hash.kiln hash.django) faster than Django;" \
-       "precompression $(ratio compress.kiln compress.whitenoise) faster than WhiteNoise;" \
-       "CSS + JS minify $(ratio code.kiln code.esbuild) of esbuild's speed (above 1x is faster)," \
-       "$(ratio code.kiln code.swc+lightningcss) of swc + lightningcss, $(ratio code.kiln code.terser+lightningcss) of terser + lightningcss;" \
+  echo "kiln's wall-time ratios: $(code_ratios);" \
        "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed;" \
        "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
   echo
