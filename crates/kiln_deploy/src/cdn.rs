@@ -25,10 +25,8 @@ pub const CLOUDFRONT_API: &str = "https://cloudfront.amazonaws.com";
 pub const CLOUDFLARE_API: &str = "https://api.cloudflare.com";
 /// Fastly's API.
 pub const FASTLY_API: &str = "https://api.fastly.com";
-/// The environment variable with the Cloudflare API token (wrangler's name for it).
-pub const CLOUDFLARE_TOKEN: &str = "CLOUDFLARE_API_TOKEN";
-/// The environment variable with the Fastly API token (the Fastly CLI's name for it).
-pub const FASTLY_TOKEN: &str = "FASTLY_API_TOKEN";
+pub use crate::secrets::{CLOUDFLARE_TOKEN, FASTLY_TOKEN};
+use crate::secrets::{request_detail, without_query};
 /// Paths per CloudFront invalidation (its documented maximum).
 pub const CLOUDFRONT_BATCH: usize = 3000;
 /// URLs per Cloudflare purge request (the limit of every plan).
@@ -369,7 +367,7 @@ impl Purger {
                 };
                 DeployError::Purge {
                     provider: self.cdn.provider.name().to_owned(),
-                    detail: crate::store::redact(&detail),
+                    detail: crate::secrets::redact(&detail),
                 }
             });
         }
@@ -414,7 +412,7 @@ impl Purger {
             .body(body)
             .send()
             .await
-            .map_err(|e| Failure::Transient(connect_detail(&e)))?;
+            .map_err(|e| Failure::Transient(request_detail(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         let ok = status.is_success()
@@ -534,7 +532,7 @@ impl Purger {
             .headers(headers)
             .send()
             .await
-            .map_err(|e| fail(connect_detail(&e)))?;
+            .map_err(|e| fail(request_detail(&e)))?;
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         if !status.is_success() {
@@ -591,25 +589,6 @@ fn cloudflare_errors(text: &str) -> String {
         "no details".to_owned()
     } else {
         errors.join("; ")
-    }
-}
-
-fn without_query(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
-/// A connection failure in a few words, without the URL's query.
-pub(crate) fn connect_detail(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    match e.url() {
-        Some(url) => format!("{} {}: {kind}", url.host_str().unwrap_or(""), url.path()),
-        None => kind.to_owned(),
     }
 }
 

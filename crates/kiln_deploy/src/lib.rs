@@ -20,6 +20,7 @@ pub mod ledger;
 pub mod local;
 pub mod plan;
 pub mod remote_cache;
+pub mod secrets;
 pub mod store;
 pub mod verify;
 
@@ -286,7 +287,7 @@ impl DeployError {
     /// one (store errors are reduced to their code); this is defence in depth, and what the CLI
     /// prints.
     pub fn redacted(&self) -> String {
-        store::redact(&self.to_string())
+        secrets::redact(&self.to_string())
     }
 }
 

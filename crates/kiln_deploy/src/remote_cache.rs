@@ -32,12 +32,7 @@ use tokio::sync::Semaphore;
 
 use crate::store::{self, Patience, Target};
 
-/// A bearer token for an `http(s)://` remote.
-pub const TOKEN_VAR: &str = "KILN_REMOTE_CACHE_TOKEN";
-/// The user name of basic authentication for an `http(s)://` remote.
-pub const USER_VAR: &str = "KILN_REMOTE_CACHE_USER";
-/// The password of basic authentication for an `http(s)://` remote.
-pub const PASSWORD_VAR: &str = "KILN_REMOTE_CACHE_PASSWORD";
+pub use crate::secrets::{PASSWORD_VAR, TOKEN_VAR, USER_VAR};
 
 /// Uploads in flight at once.
 const UPLOAD_SLOTS: usize = 8;
@@ -160,7 +155,7 @@ fn s3_message(target: &Target, err: &object_store::Error) -> String {
         E::Credentials(message) => message,
         other => other.to_string(),
     };
-    store::redact(&message)
+    crate::secrets::redact(&message)
 }
 
 fn http_message(e: &reqwest::Error) -> String {
@@ -286,7 +281,7 @@ impl RemoteCache {
         let backend = match backend {
             Ok(b) => b,
             Err(e) => {
-                state.fail(true, store::redact(&e.to_string()));
+                state.fail(true, crate::secrets::redact(&e.to_string()));
                 // A backend that is never used: every call returns at once.
                 Backend::Http {
                     client: reqwest::Client::new(),

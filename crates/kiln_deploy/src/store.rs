@@ -4,7 +4,7 @@
 //! Credentials come only from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_SESSION_TOKEN`, or a web identity / container credentials), never from `kiln.toml`. A
 //! store's error bodies (which can echo the access key id and the request) are never passed on:
-//! only their `<Code>` is, and [`redact`] masks any credential value in what the CLI prints.
+//! only their `<Code>` is, and [`redact`](crate::secrets::redact) masks any credential value in what the CLI prints.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,31 +39,6 @@ impl std::fmt::Display for Target {
         }
         Ok(())
     }
-}
-
-/// The environment variables whose values are secrets.
-const SECRET_VARS: [&str; 8] = [
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_TOKEN",
-    crate::cdn::CLOUDFLARE_TOKEN,
-    crate::cdn::FASTLY_TOKEN,
-    crate::remote_cache::TOKEN_VAR,
-    crate::remote_cache::PASSWORD_VAR,
-];
-
-/// `text` with every credential of the environment replaced by `***`.
-pub fn redact(text: &str) -> String {
-    let mut text = text.to_owned();
-    for var in SECRET_VARS {
-        if let Ok(value) = std::env::var(var)
-            && value.len() >= 4
-        {
-            text = text.replace(&value, "***");
-        }
-    }
-    text
 }
 
 /// The bucket's client, and the credentials it signs with (also used for the bucket's CORS
@@ -181,7 +156,7 @@ pub fn connect_bucket(target: Target, patience: &Patience) -> Result<Connection,
     };
     let store = builder.build().map_err(|e| DeployError::Config {
         key: "deploy".to_owned(),
-        message: redact(&e.to_string()),
+        message: crate::secrets::redact(&e.to_string()),
     })?;
     let credentials = store.credentials().clone();
     Ok(Connection {
@@ -280,7 +255,7 @@ pub async fn set_cors(
         .await
         .map_err(|e| DeployError::Unreachable {
             target: target.to_string(),
-            detail: crate::cdn::connect_detail(&e),
+            detail: crate::secrets::request_detail(&e),
         })?;
     let status = response.status();
     if status.is_success() {

@@ -226,7 +226,7 @@ async fn check_one(
         Err(err) => {
             return vec![problem(
                 ProblemKind::Unreachable,
-                crate::cdn::connect_detail(&err),
+                crate::secrets::request_detail(&err),
             )];
         }
     };
@@ -287,7 +287,7 @@ async fn check_one(
         Err(err) => {
             problems.push(problem(
                 ProblemKind::Unreachable,
-                crate::cdn::connect_detail(&err),
+                crate::secrets::request_detail(&err),
             ));
             return problems;
         }
