@@ -80,6 +80,15 @@ cp scripts/bench/*.mjs "$PEERS/"
 cp scripts/bench/*.py "$WORK/"
 
 # ------------------------------------------------------------------ measuring
+# set_aside DIR...: moves each DIR out of the way for a fresh run (into $TRASH, deleted when the script
+# exits) rather than deleting it: on ext4 without a journal, as on the benchmark machine, every
+# file created within about a minute of a large delete pays for scanning the freed inodes
+# (`recently_deleted`), which made the first file-creating tool after each `rm -rf` up to 3x
+# slower in the kernel and penalised whichever tool creates the most files.
+TRASH=$WORK/trash
+rm -rf "$TRASH" && mkdir -p "$TRASH"
+trap 'rm -rf "$TRASH"' EXIT
+set_aside() { for d in "$@"; do if [ -e "$d" ]; then mv "$d" "$(mktemp -d "$TRASH/XXXXXX")/"; fi; done; }
 # measure NAME CMD...: runs CMD $RUNS times with a fresh $OUT each time (the `prep` function, if
 # set, runs first and is not timed); records "wall cpu rss" of the median run in $NAME.
 OUTS=$WORK/out
@@ -186,12 +195,12 @@ formats = ["django"]
 [compress]
 formats = []
 TOML
-prep() { rm -rf "$OUTS/kiln-hash"; }
+prep() { set_aside "$OUTS/kiln-hash"; }
 measure hash.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-hash.toml" --out "$OUTS/kiln-hash"
 # collectstatic KEY OUT STORAGE: times Django's collectstatic of the corpus into OUT with STORAGE.
 collectstatic() {
   COLLECT_OUT=$2
-  prep() { rm -rf "$COLLECT_OUT"; }
+  prep() { set_aside "$COLLECT_OUT"; }
   measure "$1" env DJANGO_SETTINGS_MODULE=bench_django KILN_BENCH_SRC="$CORPUS" KILN_BENCH_OUT="$2" \
     KILN_BENCH_STORAGE="$3" PYTHONPATH="$WORK" "$VENV/bin/django-admin" collectstatic --noinput -v 0
 }
@@ -200,7 +209,7 @@ collectstatic hash.django "$OUTS/django-hash" django.contrib.staticfiles.storage
 # 2. Hash + rewrite + precompression (.br and .gz), vs WhiteNoise's CompressedManifestStaticFilesStorage
 #    (Brotli 11 through the `brotli` package, gzip 9 through zlib).
 sed -e '/^\[compress\]/,$d' "$WORK/kiln-hash.toml" > "$WORK/kiln-compress.toml"
-prep() { rm -rf "$OUTS/kiln-compress"; }
+prep() { set_aside "$OUTS/kiln-compress"; }
 measure compress.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-compress.toml" --out "$OUTS/kiln-compress"
 collectstatic compress.whitenoise "$OUTS/whitenoise" whitenoise.storage.CompressedManifestStaticFilesStorage
 
@@ -215,15 +224,15 @@ formats = ["kiln"]
 [compress]
 formats = []
 TOML
-prep() { rm -rf "$OUTS/kiln-code"; }
+prep() { set_aside "$OUTS/kiln-code"; }
 measure code.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-code.toml" --out "$OUTS/kiln-code"
-prep() { rm -rf "$OUTS/esbuild"; }
+prep() { set_aside "$OUTS/esbuild"; }
 measure code.esbuild bash -c "cd '$CORPUS' && '$PEERS/node_modules/.bin/esbuild' --minify --sourcemap --log-level=error \
   --outdir='$OUTS/esbuild' --outbase=. --entry-names='[dir]/[name]-[hash]' --loader:.woff2=file --loader:.png=file \
   \$(find . -type f \\( -name '*.css' -o -name '*.js' -o -name '*.mjs' \\) | sort) 2>/dev/null || true"
-prep() { rm -rf "$OUTS/swc"; }
+prep() { set_aside "$OUTS/swc"; }
 measure code.swc+lightningcss bash -c "node '$PEERS/minify-js.mjs' swc '$CORPUS' '$OUTS/swc' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/swc'"
-prep() { rm -rf "$OUTS/terser"; }
+prep() { set_aside "$OUTS/terser"; }
 measure code.terser+lightningcss bash -c "node '$PEERS/minify-js.mjs' terser '$CORPUS' '$OUTS/terser' && node '$PEERS/minify-css.mjs' '$PEERS' '$CORPUS' '$OUTS/terser'"
 
 code_rows() {
@@ -264,9 +273,9 @@ image_config() {
 }
 # Lossless optimisation only, like oxipng.
 image_config png "$PNGSET" 'formats = []' 'placeholder = false'
-prep() { rm -rf "$OUTS/kiln-png"; }
+prep() { set_aside "$OUTS/kiln-png"; }
 measure png.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-png.toml" --out "$OUTS/kiln-png"
-prep() { rm -rf "$OUTS/oxipng"; cp -r "$PNGSET" "$OUTS/oxipng"; }
+prep() { set_aside "$OUTS/oxipng"; cp -r "$PNGSET" "$OUTS/oxipng"; }
 measure png.oxipng "$TOOLS/bin/oxipng" -q -o 2 --strip safe -r "$OUTS/oxipng"
 
 # 5. AVIF: the corpus's JPEG photos (flattened into one folder) at quality 80 and speed 6, against
@@ -280,9 +289,9 @@ rm -rf "$JPGSET" && mkdir -p "$JPGSET"
 done
 JPG_FILES=$(find "$JPGSET" -type f | wc -l)
 image_config avif "$JPGSET" 'formats = ["avif"]' 'quality = 80' 'speed = 6' 'placeholder = false'
-prep() { rm -rf "$OUTS/kiln-avif"; }
+prep() { set_aside "$OUTS/kiln-avif"; }
 measure avif.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-avif.toml" --out "$OUTS/kiln-avif"
-prep() { rm -rf "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
+prep() { set_aside "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
 measure avif.cavif bash -c "'$TOOLS/bin/cavif' --quiet --overwrite --quality 80 --speed 6 -o '$OUTS/cavif' '$JPGSET'/*"
 
 # 6. The whole build cold, then incremental builds against their floors (scripts/bench/incremental.sh).

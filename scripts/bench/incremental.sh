@@ -22,7 +22,7 @@ src = "$EDIT"
 dir = "$WORK/cache"
 TOML
   # shellcheck disable=SC2317 # prep is called by measure
-  prep() { rm -rf "$OUTS/kiln-all" "$WORK/cache"; }
+  prep() { set_aside "$OUTS/kiln-all" "$WORK/cache"; }
   measure all.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
   measure floor.read sh -c "find '$EDIT' -type f -exec cat {} + >/dev/null"
   measure noop.kiln "$KILN" build -q --config "$WORK/kiln-all.toml" --out "$OUTS/kiln-all"
@@ -37,7 +37,7 @@ TOML
   [ ! -f "$CORPUS/$INCR_CSS.map" ] || cp "$CORPUS/$INCR_CSS.map" "$alone/$INCR_CSS.map"
   printf 'src = "%s"\nstrict = false\n' "$alone" > "$WORK/kiln-css-alone.toml"
   # shellcheck disable=SC2317
-  prep() { rm -rf "$OUTS/kiln-css-alone"; }
+  prep() { set_aside "$OUTS/kiln-css-alone"; }
   measure css-alone.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-css-alone.toml" --out "$OUTS/kiln-css-alone"
   IMAGE=$(find "$EDIT/img/photos" -name '*.jpg' | sort | head -1)
   # shellcheck disable=SC2317

@@ -67,11 +67,11 @@ rc_pair() {
   rc_config a "$keys"
   rc_config b "$keys"
   # shellcheck disable=SC2317 # prep is called by measure
-  prep() { rm -rf "$OUTS/kiln-rc-a" "$WORK/rc-cache-a"; $RC_RESET; }
+  prep() { set_aside "$OUTS/kiln-rc-a" "$WORK/rc-cache-a"; $RC_RESET; }
   measure "rc.$backend-a" "${DEPLOY_ENV[@]}" "$KILN" build --config "$WORK/kiln-rc-a.toml" --out "$OUTS/kiln-rc-a"
   log "$(grep -F '(cache: ' "$WORK/stderr.txt")"
   # shellcheck disable=SC2317
-  prep() { rm -rf "$OUTS/kiln-rc-b" "$WORK/rc-cache-b"; }
+  prep() { set_aside "$OUTS/kiln-rc-b" "$WORK/rc-cache-b"; }
   measure "rc.$backend-b" "${DEPLOY_ENV[@]}" "$KILN" build --config "$WORK/kiln-rc-b.toml" --out "$OUTS/kiln-rc-b"
   local summary
   summary=$(grep -F '(cache: ' "$WORK/stderr.txt")
@@ -90,7 +90,7 @@ remote_tasks() {
   # The same cold build without a remote, in this run, for A's overhead.
   rc_config none ""
   # shellcheck disable=SC2317 # prep is called by measure
-  prep() { rm -rf "$OUTS/kiln-rc-none" "$WORK/rc-cache-none"; }
+  prep() { set_aside "$OUTS/kiln-rc-none" "$WORK/rc-cache-none"; }
   measure rc.none "$KILN" build -q --config "$WORK/kiln-rc-none.toml" --out "$OUTS/kiln-rc-none"
   rc_nginx_start
   # shellcheck disable=SC2317

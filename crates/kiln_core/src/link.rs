@@ -21,7 +21,7 @@ use aho_corasick::AhoCorasick;
 use petgraph::graph::{DiGraph, NodeIndex};
 use rayon::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, ManifestFormat};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{
     Asset, Columns, Linked, LinkedAsset, MapComment, OutputFile, RefKind, RefSyntax, Reference,
@@ -75,11 +75,15 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
         };
     }
 
+    // SRI is read by kiln's manifest and the file index only: a build with neither (Django's
+    // manifest alone, no cache) does not hash every output with SHA-384.
+    let integrity =
+        config.manifest.formats.contains(&ManifestFormat::Kiln) || config.cache.enabled;
     let results: Vec<Result<LinkedAsset, Box<Diagnostic>>> = assets
         .par_iter()
         .zip(outputs.into_par_iter())
         .enumerate()
-        .map(|(i, (_, output))| substitute(&assets, output, &targets[i], &names, i))
+        .map(|(i, (_, output))| substitute(&assets, output, &targets[i], &names, i, integrity))
         .collect();
     let mut linked = Vec::with_capacity(results.len());
     for r in results {
@@ -425,6 +429,7 @@ fn substitute(
     targets: &[Target],
     names: &[String],
     i: usize,
+    with_integrity: bool,
 ) -> Result<LinkedAsset, Box<Diagnostic>> {
     let asset = &assets[i];
     let name = names[i].clone();
@@ -486,7 +491,8 @@ fn substitute(
         (Some(k), _) => k.integrity.clone(),
         // Computed before caching for bytes link does not change (checked again here).
         (None, Some(sri)) if edits.is_empty() && map.is_none() => sri,
-        (None, _) => sri(&bytes),
+        (None, _) if with_integrity => sri(&bytes),
+        (None, _) => String::new(),
     };
     Ok(LinkedAsset {
         logical: asset.logical.clone(),

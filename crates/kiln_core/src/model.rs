@@ -376,7 +376,8 @@ pub struct LinkedAsset {
     pub dynamic_imports: Vec<String>,
     /// MIME type guessed from the extension.
     pub content_type: String,
-    /// Subresource Integrity of the final bytes (`sha384-...`).
+    /// Subresource Integrity of the final bytes (`sha384-...`); empty when the build has
+    /// neither kiln's manifest nor a cache, the two readers of it.
     pub integrity: String,
     /// Dimensions, placeholder and variants of an image.
     pub image: Option<ImageInfo>,

@@ -390,12 +390,27 @@ impl JsTransformer {
     }
 }
 
-/// Whether `text` can contain a reference kiln rewrites (an import, an export ... from, a
-/// `new URL`, a `sourceMappingURL`). A cheap filter that lets unminified builds skip parsing.
+/// Whether `text` can contain a reference kiln rewrites: an `import` keyword (a static or dynamic
+/// import, or `import.meta` of a `new URL(..., import.meta.url)`), an `export` keyword with a
+/// `from` somewhere, or a `sourceMappingURL`. A cheap superset filter that lets unminified builds
+/// skip parsing the many scripts (UMD bundles: `module.exports`, `importScripts`) that have none.
 fn could_reference(text: &str) -> bool {
-    ["import", "export", "URL", "sourceMappingURL"]
-        .iter()
-        .any(|w| text.contains(w))
+    text.contains("sourceMappingURL")
+        || has_keyword(text, "import", b"{*\"'(./")
+        || (has_keyword(text, "export", b"{*/") && text.contains("from"))
+}
+
+/// Whether `word` occurs as a keyword: not part of a longer name or a property (`exports`,
+/// `x.import`), and followed by white space or one of `next`.
+fn has_keyword(text: &str, word: &str, next: &[u8]) -> bool {
+    let bytes = text.as_bytes();
+    let name = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    text.match_indices(word).any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| bytes[j]);
+        let after = bytes.get(i + word.len()).copied();
+        !before.is_some_and(|b| name(b) || b == b'.')
+            && after.is_some_and(|b| b.is_ascii_whitespace() || next.contains(&b))
+    })
 }
 
 /// The URL of the last `sourceMappingURL` comment as a `Raw` reference, with its byte range in
@@ -466,6 +481,9 @@ fn minify(
     let mut compress = TerserCompressorOptions::default().into_config(cm.clone());
     compress.ecma = ecma;
     compress.module = is_module;
+    // One compress pass, as terser and esbuild do (swc's default is two): the second pass cost
+    // 15% of the JS minify time for 0.15% of gzip'd bytes on the benchmark corpus.
+    compress.passes = 1;
     if is_module {
         compress.top_level = Some(TopLevelOptions { functions: true });
     }
@@ -583,6 +601,32 @@ impl SourceMapGenConfig for MapConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_keywords_count_as_possible_references() {
+        for text in [
+            "import a from './a.js'",
+            "import{a}from\"./a.js\"",
+            "import'./a.css'",
+            "x = import('./b.js')",
+            "new URL('./c.png', import.meta.url)",
+            "import/*c*/('./d.js')",
+            "export * from './e.js'",
+            "export{a}from'./f.js'",
+            "//# sourceMappingURL=a.js.map",
+        ] {
+            assert!(could_reference(text), "{text}");
+        }
+        for text in [
+            "module.exports = { a: 1 }",
+            "importScripts('w.js'); self.x = 1",
+            "obj.import(x); export_ = 2",
+            "export const a = 1; export default a",
+            "var URL = window.URL",
+        ] {
+            assert!(!could_reference(text), "{text}");
+        }
+    }
     use kiln_core::{Asset, RefKind};
 
     fn run(logical: &str, code: &str, config: Config) -> TransformOutput {
