@@ -17,11 +17,6 @@ use kiln::{BuildError, Builder, Config, ConfigError, ManifestFormat};
 #[cfg(feature = "deploy")]
 mod cli_deploy;
 
-/// mimalloc instead of glibc's malloc: a build's many small allocations from every thread (swc's
-/// syntax trees above all) cost 15-25% less CPU (docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "kiln",
