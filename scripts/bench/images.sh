@@ -9,12 +9,13 @@
 # ThumbHash placeholder (sharp makes none).
 #
 # The same quality number is not the same quality in two AVIF encoders (ravif's quality 80 is
-# rav1e's quantizer 121 of 255; libheif's is libaom's cq-level 13 of 63), so sharp also runs with
-# its AVIF quality lowered to $SHARP_EQ_AVIF_QUALITY, everything else the same: the lowest quality
-# whose own-size AVIFs score a mean and a median DSSIM at or below kiln's on this corpus (found by
-# encoding the 24 photos at sharp qualities 50 to 70, kiln 84a091e, sharp 0.35.6; the summary
-# prints both tools' scores, so a change in either shows). Then every output is scored with
-# DSSIM (scripts/bench/images-score.mjs; the `dssim` crate's CLI, installed with cargo).
+# rav1e's quantizer 121 of 255; libheif maps its own onto libaom's quantizer by another curve, and
+# sharp's 80 scores far better than kiln's), so sharp also runs with its AVIF quality lowered to
+# $SHARP_EQ_AVIF_QUALITY, everything else the same: the lowest quality whose own-size AVIFs score
+# a mean and a median DSSIM at or below kiln's on this corpus (found by encoding the 24 photos at
+# sharp qualities 50 to 70, kiln 84a091e, sharp 0.35.6; the summary prints both tools' scores, so
+# a change in either shows). Then every output is scored with DSSIM
+# (scripts/bench/images-score.mjs; the `dssim` crate's CLI, installed with cargo).
 #
 # Uses bench.sh's WORK, OUTS, PEERS, TOOLS, JPGSET, JPG_FILES, KILN, RESULT, measure, row, ratio,
 # image_config and log.
