@@ -16,7 +16,7 @@
 // - WebP: kiln `quality = 80`, `speed = 6` is libwebp at quality 80, method 10 - 6 = 4, the
 //   library's other defaults. Here: libwebp at `quality: 80`, `effort: 4` (libwebp's method, and
 //   sharp's default), sharp's other defaults (no smart subsampling, the default preset): the same
-//   encoder at the same settings (libwebp 1.6 here, kiln's libwebp-sys bundles its own).
+//   encoder at the same settings (libwebp 1.6 here, 1.3 in kiln's libwebp-sys).
 // - JPEG at the resized widths: kiln encodes them with mozjpeg at `jpeg_quality`, or 85 when that
 //   is unset (its default), with mozjpeg's defaults: progressive, optimised Huffman tables,
 //   trellis quantisation, its default quantisation tables, 4:2:0. Here: `quality: 85,
@@ -29,7 +29,7 @@
 // - Both apply the EXIF orientation first (`autoOrient()`), resize with Lanczos3 (sharp's default
 //   kernel; kiln uses fast_image_resize's Lanczos3; sharp also shrinks large JPEGs while decoding,
 //   its default), convert a photo with another colour profile to sRGB and strip metadata (sharp's
-//   default; kiln keeps an sRGB profile in the JPEGs it writes, a few KB in 3 photos here).
+//   default; kiln's lossless own-size JPEG keeps the source's sRGB profile, 3 KB in 3 photos).
 //
 // Parallelism as sharp runs by default: every output of every photo is queued at once, as
 // eleventy-img does (it runs 10 photos at a time, each photo's outputs all together), and
