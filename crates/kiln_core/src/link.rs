@@ -77,8 +77,7 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
 
     // SRI is read by kiln's manifest and the file index only: a build with neither (Django's
     // manifest alone, no cache) does not hash every output with SHA-384.
-    let integrity =
-        config.manifest.formats.contains(&ManifestFormat::Kiln) || config.cache.enabled;
+    let integrity = config.manifest.formats.contains(&ManifestFormat::Kiln) || config.cache.enabled;
     let results: Vec<Result<LinkedAsset, Box<Diagnostic>>> = assets
         .par_iter()
         .zip(outputs.into_par_iter())
