@@ -12,6 +12,9 @@
 //! 4. [`emit`]: write fingerprinted files atomically, keep earlier builds' files, clean up old ones.
 //! 5. [`manifest`]: write kiln's, Django's and Flask's manifests, last and atomically.
 //!
+//! The data that flows between the stages lives in [`model`], which every stage imports and which
+//! imports no stage; the modules of this crate import each other in one direction only.
+//!
 //! This crate does no minification or image work itself and has no CLI concerns.
 
 pub mod cache;
