@@ -143,8 +143,8 @@ pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
 
 /// Like [`discover`], but a file for which `may_skip(logical, kind, size)` holds is not read into
 /// memory: when its size and modification time match `index` its asset carries the index's
-/// facts; otherwise, if it is at least [`LARGE_FILE`] bytes, it is hashed as a stream and its
-/// asset carries those facts. Either way its bytes stay on disk until emit copies them.
+/// facts; otherwise, if it is at least 32 MiB (`fsutil::LARGE_FILE`), it is hashed as a stream
+/// and its asset carries those facts. Either way its bytes stay on disk until emit copies them.
 pub fn discover_with(
     config: &Config,
     index: Option<&FileIndex>,

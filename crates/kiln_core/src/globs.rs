@@ -20,7 +20,7 @@ pub struct PathGlobs {
 }
 
 impl PathGlobs {
-    /// Compiles `globs` (validated by [`Config::validate`]; an invalid one is skipped).
+    /// Compiles `globs` (validated by [`Config::validate`](crate::config::Config::validate); an invalid one is skipped).
     pub fn new(globs: &[String]) -> Self {
         let mut whole = GlobSetBuilder::new();
         let mut component = GlobSetBuilder::new();

@@ -1,7 +1,7 @@
 //! Stage 2, transform: run each asset through the [`Transformer`] for its kind, in parallel.
 //!
 //! A transformer is pure: bytes in, bytes out, no file I/O. Where its output refers to another
-//! asset it writes a placeholder and returns a [`Reference`]; the link stage resolves, hashes and
+//! asset it writes a placeholder and returns a [`Reference`](crate::model::Reference); the link stage resolves, hashes and
 //! substitutes. Assets no transformer accepts pass through unchanged. A failed asset (an error
 //! diagnostic) does not stop the others, so the user sees every error of a build at once.
 
