@@ -401,15 +401,16 @@ fn could_reference(text: &str) -> bool {
 }
 
 /// Whether `word` occurs as a keyword: not part of a longer name or a property (`exports`,
-/// `x.import`), and followed by white space or one of `next`.
+/// `x.import`), and followed by white space (JavaScript's, Unicode's included) or one of `next`.
 fn has_keyword(text: &str, word: &str, next: &[u8]) -> bool {
-    let bytes = text.as_bytes();
-    let name = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    let name = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
     text.match_indices(word).any(|(i, _)| {
-        let before = i.checked_sub(1).map(|j| bytes[j]);
-        let after = bytes.get(i + word.len()).copied();
-        !before.is_some_and(|b| name(b) || b == b'.')
-            && after.is_some_and(|b| b.is_ascii_whitespace() || next.contains(&b))
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(|c| name(c) || c == '.')
+            && after.is_some_and(|c| {
+                c.is_whitespace() || c == '\u{feff}' || (c.is_ascii() && next.contains(&(c as u8)))
+            })
     })
 }
 
@@ -614,6 +615,9 @@ mod tests {
             "export * from './e.js'",
             "export{a}from'./f.js'",
             "//# sourceMappingURL=a.js.map",
+            // JavaScript's white space includes no-break spaces and line separators.
+            "x;\u{a0}import\u{a0}a from './g.js'",
+            "x;\u{2028}import\u{feff}'./h.js'",
         ] {
             assert!(could_reference(text), "{text}");
         }
