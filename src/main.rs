@@ -128,7 +128,8 @@ struct BuildArgs {
     /// Print only errors and warnings, no summary.
     #[arg(long, short = 'q')]
     quiet: bool,
-    /// List every warning: without it, a file's many dropped CSS hacks are one counted line.
+    /// List every warning (without it, a file's many dropped CSS hacks are one counted line) and
+    /// the time each stage took.
     #[arg(long, short = 'v')]
     verbose: bool,
     /// Neither read nor write the build cache.
@@ -281,6 +282,9 @@ fn build(args: BuildArgs) -> ExitCode {
             }
             if !args.quiet {
                 eprintln!("{}", summary(&report, &config));
+                if args.verbose {
+                    eprintln!("{}", stage_times(&report));
+                }
             }
             ExitCode::SUCCESS
         }
@@ -499,6 +503,14 @@ fn summary(report: &kiln::BuildReport, config: &Config) -> String {
         line.push_str(&saved.join("; "));
     }
     line
+}
+
+/// `  stages: discover 0.02s, transform 0.41s, ...`: where a build's time went (`--verbose`).
+fn stage_times(report: &kiln::BuildReport) -> String {
+    let stages: Vec<String> = (report.timings.iter())
+        .map(|(name, d)| format!("{name} {:.3}s", d.as_secs_f64()))
+        .collect();
+    format!("  stages: {}", stages.join(", "))
 }
 
 pub(crate) fn human(bytes: u64) -> String {
