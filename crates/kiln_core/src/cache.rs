@@ -18,7 +18,7 @@
 //! travels between identical builds of kiln.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +42,26 @@ pub struct Cache {
     hits: AtomicUsize,
     misses: AtomicUsize,
     transform_misses: AtomicUsize,
+    /// Bytes this build wrote into the cache (see [`Ledger`]).
+    written: AtomicU64,
+    /// [`Cache::finish`] ran (else dropping the cache adds `written` to the ledger).
+    finished: std::sync::atomic::AtomicBool,
     remote: Option<std::sync::Arc<dyn Remote>>,
 }
+
+/// The cache's size as of the last walk of the whole cache, plus what builds wrote since, and
+/// when that walk was (`<dir>/v1/ledger.json`): builds do not walk tens of thousands of entries
+/// to learn that the cache is under its limit.
+#[derive(Debug, Serialize, Deserialize)]
+struct Ledger {
+    /// Bytes.
+    bytes: u64,
+    /// Seconds since the Unix epoch.
+    walked: u64,
+}
+
+/// The ledger's file name in `<dir>/v1`.
+const LEDGER: &str = "ledger.json";
 
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -105,7 +123,7 @@ pub struct RemoteReport {
 }
 
 impl Cache {
-    /// Opens (creating) the cache at `dir`, evicting beyond `max_size` bytes.
+    /// Opens (creating) the cache at `dir`, which [`Cache::finish`] keeps within `max_size` bytes.
     pub fn open(dir: &Path, max_size: u64) -> std::io::Result<Cache> {
         // Entries of one build of kiln are never read by another: a rebuilt kiln (new code, new
         // codec versions) gets a fresh namespace, and eviction reclaims the old ones.
@@ -127,6 +145,8 @@ impl Cache {
             hits: AtomicUsize::new(0),
             misses: AtomicUsize::new(0),
             transform_misses: AtomicUsize::new(0),
+            written: AtomicU64::new(0),
+            finished: std::sync::atomic::AtomicBool::new(false),
             remote: None,
         })
     }
@@ -158,11 +178,48 @@ impl Cache {
     }
 
     /// At the end of a build: waits for the remote's last uploads, evicts what is over the size
-    /// limit, and says what the cache and its remote did.
+    /// limit (when the ledger says it may be, see [`Ledger`]), and says what the cache and its
+    /// remote did.
     pub fn finish(&self) -> (CacheStats, Option<RemoteReport>) {
         let remote = self.finish_remote();
-        self.evict();
+        self.evict_when_due();
+        self.finished.store(true, Ordering::Relaxed);
         (self.stats(), remote)
+    }
+
+    /// Walks the cache to evict only when its ledger's size plus what this build wrote passes the
+    /// limit, or the last walk is an hour old (other builds sharing the cache may have written
+    /// more than they managed to add to the ledger); otherwise adds this build's bytes to it.
+    fn evict_when_due(&self) {
+        let path = self.all.join(LEDGER);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let written = self.written.load(Ordering::Relaxed);
+        let ledger: Option<Ledger> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let ledger = match ledger {
+            Some(l)
+                if now.saturating_sub(l.walked) < 3600
+                    && l.bytes.saturating_add(written) <= self.max_size =>
+            {
+                if written == 0 {
+                    return;
+                }
+                Ledger {
+                    bytes: l.bytes + written,
+                    walked: l.walked,
+                }
+            }
+            _ => Ledger {
+                bytes: self.sweep().1,
+                walked: now,
+            },
+        };
+        if let Ok(json) = serde_json::to_vec(&ledger) {
+            let _ = crate::fsutil::write_atomic(&path, &json);
+        }
     }
 
     /// The remote's report, after waiting for its uploads (None without a remote).
@@ -283,19 +340,26 @@ impl Cache {
         data.extend_from_slice(MAGIC);
         data.extend_from_slice(payload);
         data.extend_from_slice(blake3::hash(payload).as_bytes());
-        let _ = crate::fsutil::write_atomic(&self.path(namespace, key), &data);
+        if crate::fsutil::write_atomic(&self.path(namespace, key), &data).is_ok() {
+            self.written.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
     }
 
     /// Deletes the least recently used entries until the cache is under its size limit. Returns
     /// how many bytes were freed.
     pub fn evict(&self) -> u64 {
+        self.sweep().0
+    }
+
+    /// [`Cache::evict`], returning the bytes freed and the bytes left.
+    fn sweep(&self) -> (u64, u64) {
         // A temporary file an hour old is a killed build's (a running build's are seconds old).
         let stale = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
         let mut entries: Vec<(std::time::SystemTime, u64, PathBuf)> =
             walkdir::WalkDir::new(&self.all)
                 .into_iter()
                 .filter_map(Result::ok)
-                .filter(|e| e.file_type().is_file())
+                .filter(|e| e.file_type().is_file() && e.file_name() != LEDGER)
                 .filter_map(|e| {
                     let m = e.metadata().ok()?;
                     let modified = m.modified().ok()?;
@@ -314,7 +378,7 @@ impl Cache {
                 .collect();
         let mut total: u64 = entries.iter().map(|e| e.1).sum();
         if total <= self.max_size {
-            return 0;
+            return (0, total);
         }
         entries.sort();
         let mut freed = 0;
@@ -327,7 +391,16 @@ impl Cache {
                 freed += len;
             }
         }
-        freed
+        (freed, total)
+    }
+}
+
+/// A build that failed (or stopped) before [`Cache::finish`] still counts what it wrote.
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Relaxed) && self.written.load(Ordering::Relaxed) > 0 {
+            self.evict_when_due();
+        }
     }
 }
 
@@ -380,6 +453,25 @@ struct TransformMeta {
     /// output's.
     #[serde(default)]
     variants: Vec<(String, u32, u32, u64, Option<String>)>,
+}
+
+/// The cache key of `logical`'s transform by the transformer `name`, for content `hash` and the
+/// settings `fingerprint` ([`crate::config::Config::transform_fingerprint`]).
+pub(crate) fn transform_key(
+    name: &str,
+    fingerprint: &blake3::Hash,
+    logical: &str,
+    hash: &blake3::Hash,
+) -> blake3::Hash {
+    let mut key = blake3::Hasher::new();
+    key.update(b"kiln transform\0");
+    key.update(crate::model::VERSION.as_bytes());
+    key.update(name.as_bytes());
+    key.update(fingerprint.as_bytes());
+    key.update(logical.as_bytes());
+    key.update(b"\0");
+    key.update(hash.as_bytes());
+    key.finalize()
 }
 
 /// Encodes a (successful) transform output; `content_of` gives the current content hash of a
@@ -475,6 +567,7 @@ pub(crate) fn decode_transform(
             width,
             height,
             integrity,
+            kept: None,
         })
         .collect();
     Some(TransformOutput {
@@ -497,6 +590,8 @@ pub(crate) fn decode_transform(
             })
             .collect(),
         dependencies: meta.dependencies.into_iter().map(|(l, _)| l).collect(),
+        kept: None,
+        prior: None,
     })
 }
 
@@ -531,6 +626,50 @@ mod tests {
                 transform_misses: 0
             }
         );
+    }
+
+    #[test]
+    fn a_build_walks_the_cache_to_evict_only_when_the_ledger_says_it_may_be_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = MAGIC.len() as u64 + 100 + 32;
+        let open = || Cache::open(dir.path(), 3 * entry).unwrap();
+        let cache = open();
+        cache.put("t", &blake3::hash(b"a"), &[1; 100]);
+        cache.finish(); // no ledger yet: walks, and records one entry's size
+        // Another process's entry the ledger does not know of puts the cache over its limit.
+        let other = cache.path("t", &blake3::hash(b"other"));
+        crate::fsutil::write_atomic(&other, &[0; 1000]).unwrap();
+        let cache = open();
+        cache.put("t", &blake3::hash(b"b"), &[2; 100]);
+        cache.finish(); // the ledger says two entries: no walk
+        assert!(
+            other.exists(),
+            "the cache was walked although the ledger said it was under"
+        );
+        // A ledger an hour old: the next build walks, and evicts.
+        let ledger = dir.path().join(LAYOUT).join(LEDGER);
+        let mut l: Ledger = serde_json::from_slice(&std::fs::read(&ledger).unwrap()).unwrap();
+        assert_eq!(l.bytes, 2 * entry);
+        l.walked -= 3601;
+        std::fs::write(&ledger, serde_json::to_vec(&l).unwrap()).unwrap();
+        open().finish();
+        assert!(
+            !other.exists(),
+            "an hour-old ledger did not make the build walk"
+        );
+        // Writing past the limit by the ledger's count walks at once.
+        let cache = open();
+        for i in 0..3u8 {
+            cache.put("t", &blake3::hash(&[i]), &[i; 100]);
+        }
+        cache.finish();
+        let total: u64 = walkdir::WalkDir::new(dir.path().join(LAYOUT))
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.file_name() != LEDGER)
+            .map(|e| e.metadata().unwrap().len())
+            .sum();
+        assert!(total <= 3 * entry, "{total} bytes left");
     }
 
     #[test]

@@ -92,11 +92,19 @@ pub fn compress(
         return CompressStats::default();
     }
     let map_config = config.for_maps();
+    let mut stats = CompressStats::default();
+    // Files an earlier build wrote, not loaded: their siblings are in the output folder already.
+    for f in (linked.assets.iter())
+        .flat_map(|a| std::iter::once(&a.output).chain(a.map.as_ref()))
+        .filter(|f| f.kept.is_some())
+    {
+        stats.count(f);
+    }
     let mut files: Vec<(&mut OutputFile, bool)> = linked
         .assets
         .iter_mut()
         .flat_map(|a| std::iter::once(&mut a.output).chain(a.map.as_mut()))
-        .filter(|f| compressible(&f.path) && f.copy_of.is_none())
+        .filter(|f| compressible(&f.path) && f.copy_of.is_none() && f.kept.is_none())
         .map(|f| {
             let is_map = f.path.ends_with(".map");
             (f, is_map)
@@ -146,29 +154,33 @@ pub fn compress(
         })
         .collect();
 
-    let mut stats = CompressStats::default();
     for (i, (f, _)) in files.iter_mut().enumerate() {
         let source = first_of[&keys[i]];
-        let mut best: Option<u64> = None;
         for &e in &config.formats {
             if let Some(bytes) = results.get(&(source, e)) {
-                if e == Encoding::Brotli || best.is_none() {
-                    best = Some(bytes.len() as u64);
-                }
                 f.encodings.push(Encoded {
                     encoding: e,
                     path: format!("{}{}", f.path, e.extension()),
                     bytes: bytes.clone(),
+                    kept: None,
                 });
             }
         }
-        if let Some(b) = best {
-            stats.files += 1;
-            stats.original_bytes += f.bytes.len() as u64;
-            stats.compressed_bytes += b;
-        }
+        stats.count(f);
     }
     stats
+}
+
+impl CompressStats {
+    /// Counts `f` if it has siblings: its size, and its Brotli sibling's (else its first's).
+    fn count(&mut self, f: &OutputFile) {
+        let brotli = f.encodings.iter().find(|e| e.encoding == Encoding::Brotli);
+        if let Some(e) = brotli.or(f.encodings.first()) {
+            self.files += 1;
+            self.original_bytes += f.size();
+            self.compressed_bytes += e.size();
+        }
+    }
 }
 
 #[cfg(all(test, feature = "compress"))]

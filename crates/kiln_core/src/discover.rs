@@ -60,9 +60,9 @@ pub enum DiscoverError {
 fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> + '_ {
     let root = &config.src;
     let excludes = PathGlobs::new(&config.exclude);
-    let skip_dirs: Vec<PathBuf> = [&config.out, &config.cache.dir]
+    let skip_dirs: Vec<(PathBuf, u64)> = [&config.out, &config.cache.dir]
         .into_iter()
-        .filter_map(|p| p.canonicalize().ok())
+        .filter_map(|p| Some((p.canonicalize().ok()?, inode(&std::fs::metadata(p).ok()?))))
         .collect();
     let walker = walkdir::WalkDir::new(root).follow_links(true).into_iter();
     walker.filter_entry(move |entry| {
@@ -75,13 +75,42 @@ fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEnt
         if excludes.is_excluded(rel) {
             return false;
         }
+        // Only a folder with the name or inode of the output or cache folder can be it
+        // (a mount point lists the inode of the folder it covers): resolving the path of every
+        // folder would cost a system call per path component.
         if entry.file_type().is_dir()
+            && skip_dirs.iter().any(|(dir, ino)| {
+                dir.file_name() == Some(entry.file_name())
+                    || entry_inode(entry).is_none_or(|i| i == *ino)
+            })
             && let Ok(canon) = entry.path().canonicalize()
         {
-            return !skip_dirs.contains(&canon);
+            return !skip_dirs.iter().any(|(dir, _)| *dir == canon);
         }
         true
     })
+}
+
+#[cfg(unix)]
+fn inode(meta: &std::fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &std::fs::Metadata) -> u64 {
+    0
+}
+
+/// The inode of a walked entry, from the folder listing (no system call); None where unknown.
+#[cfg(unix)]
+fn entry_inode(entry: &walkdir::DirEntry) -> Option<u64> {
+    // Through a followed link, the listing's inode is the link's, not the folder's.
+    (!entry.path_is_symlink()).then(|| walkdir::DirEntryExt::ino(entry))
+}
+
+#[cfg(not(unix))]
+fn entry_inode(_: &walkdir::DirEntry) -> Option<u64> {
+    None
 }
 
 /// The paths a build reads, for tools that must know when to build again (a Cargo build
@@ -89,11 +118,17 @@ fn walk(config: &Config) -> impl Iterator<Item = walkdir::Result<walkdir::DirEnt
 /// file changes its folder) and every file, without `exclude`d ones and the output and cache
 /// folders. Unreadable entries are left out (the build reports them).
 pub fn inputs(config: &Config) -> Vec<PathBuf> {
+    input_entries(config).into_iter().map(|(p, _)| p).collect()
+}
+
+/// [`inputs`], each with whether it is a symbolic link.
+pub(crate) fn input_entries(config: &Config) -> Vec<(PathBuf, bool)> {
     let links = LinkPolicy::new(config);
     walk(config)
         .filter_map(Result::ok)
         .filter(|e| links.check(e).is_ok())
-        .map(walkdir::DirEntry::into_path)
+        .map(|e| (e.path_is_symlink(), e.into_path()))
+        .map(|(link, path)| (path, link))
         .collect()
 }
 
@@ -138,17 +173,22 @@ impl LinkPolicy {
 /// Walks `config.src`, skipping `config.exclude` and the output and cache folders if they sit
 /// inside `src`, and reads every file (see [`discover_with`] to skip unchanged ones).
 pub fn discover(config: &Config) -> Result<Discovered, DiscoverError> {
-    discover_with(config, None, &|_, _, _| false)
+    discover_with(config, None, &|_, _, _, _| false)
 }
 
-/// Like [`discover`], but a file for which `may_skip(logical, kind, size)` holds is not read into
-/// memory: when its size and modification time match `index` its asset carries the index's
-/// facts; otherwise, if it is at least 32 MiB (`fsutil::LARGE_FILE`), it is hashed as a stream
-/// and its asset carries those facts. Either way its bytes stay on disk until emit copies them.
+/// `may_skip(logical, kind, size, known)` of [`discover_with`].
+pub type MaySkip<'a> = dyn Fn(&str, AssetKind, u64, Option<&Known>) -> bool + Sync + 'a;
+
+/// Like [`discover`], but a file for which `may_skip(logical, kind, size, known)` holds is not
+/// read into memory, where `known` is what `index` knows of it when its size and modification
+/// time still match. With such facts its asset carries them; without, if it is at least 32 MiB
+/// (`fsutil::LARGE_FILE`), it is hashed as a stream and its asset carries those facts. Either way
+/// its bytes stay on disk until emit copies them (or, for an image the index recorded, its
+/// outputs are in the output folder already).
 pub fn discover_with(
     config: &Config,
     index: Option<&FileIndex>,
-    may_skip: &(dyn Fn(&str, AssetKind, u64) -> bool + Sync),
+    may_skip: &MaySkip<'_>,
 ) -> Result<Discovered, DiscoverError> {
     let root = &config.src;
     if !root.is_dir() {
@@ -196,15 +236,16 @@ pub fn discover_with(
             let kind = AssetKind::from_path(&logical);
             let metadata = std::fs::metadata(&path).map_err(io)?;
             let stamp = Stamp::of(&metadata);
-            let skippable = may_skip(&logical, kind, metadata.len());
-            let mut known = match (index, stamp) {
-                (Some(index), Some(stamp)) if skippable => std::path::absolute(&path)
+            let known = match (index, stamp) {
+                (Some(index), Some(stamp)) => std::path::absolute(&path)
                     .ok()
-                    .and_then(|abs| index.get(&abs, stamp).cloned()),
+                    .and_then(|abs| index.get(&abs, stamp)),
                 _ => None,
             };
+            let skippable = may_skip(&logical, kind, metadata.len(), known);
+            let mut known = known.filter(|_| skippable).cloned();
             if known.is_none()
-                && skippable
+                && may_skip(&logical, kind, metadata.len(), None)
                 && metadata.len() >= LARGE_FILE
                 && let Some(stamp) = stamp
             {
@@ -265,6 +306,7 @@ fn hash_stream(path: &Path, stamp: Stamp) -> std::io::Result<Known> {
         stamp,
         blake3: blake.finalize().to_hex().to_string(),
         integrity: crate::integrity::sri_of_digest(&sha.finalize()),
+        output: None,
     })
 }
 

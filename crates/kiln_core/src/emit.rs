@@ -64,10 +64,13 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
         .chain(copies)
         .flat_map(|(name, f, fingerprinted)| {
             std::iter::once((name, Content::of(f), fingerprinted)).chain(
-                f.encodings
-                    .iter()
-                    .filter(move |_| fingerprinted)
-                    .map(|e| (e.path.as_str(), Content::Bytes(&e.bytes), true)),
+                f.encodings.iter().filter(move |_| fingerprinted).map(|e| {
+                    let content = match e.kept {
+                        Some(size) => Content::Kept(size),
+                        None => Content::Bytes(&e.bytes),
+                    };
+                    (e.path.as_str(), content, true)
+                }),
             )
         })
         .collect();
@@ -76,6 +79,8 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
         .par_iter()
         .map(|&(name, content, fingerprinted)| {
             let path = out.join(name);
+            // A kept file (an earlier build's, not loaded) is checked again here, under the
+            // lock: another build may have retired it since discovery found it.
             let same = if fingerprinted {
                 // Names are content hashes and every write is atomic, so a file of that name and
                 // size is this file: skip it without reading it back.
@@ -113,6 +118,8 @@ pub fn emit(linked: &Linked, out: &Path, unhashed: bool) -> Result<Emitted, Emit
                     copy_atomic(source, &path, hash).map_err(io_err(&path))
                 }
                 Content::Bytes(bytes) => write_atomic(&path, bytes).map_err(io_err(&path)),
+                // Discovery saw it there; something removed or changed it since.
+                Content::Kept(_) => Err(io_err(&path)(kept_gone())),
             }
         });
     let added: Vec<String> = new.iter().map(|n| (*n).to_owned()).collect();
@@ -150,30 +157,34 @@ fn remove_added(out: &Path, added: &[String]) {
     }
 }
 
-/// An output's content: bytes in memory, or an unchanged source file to copy.
+/// An output's content: bytes in memory, an unchanged source file to copy, or a file an earlier
+/// build wrote that is already in the output folder (its size).
 #[derive(Clone, Copy)]
 enum Content<'a> {
     Bytes(&'a [u8]),
     Copy(&'a Path, u64, &'a str),
+    Kept(u64),
 }
 
 impl<'a> Content<'a> {
     fn of(f: &'a OutputFile) -> Self {
-        match &f.copy_of {
-            Some((path, len, hash)) => Content::Copy(path, *len, hash),
-            None => Content::Bytes(&f.bytes),
+        match (&f.copy_of, f.kept) {
+            (Some((path, len, hash)), _) => Content::Copy(path, *len, hash),
+            (None, Some(len)) => Content::Kept(len),
+            (None, None) => Content::Bytes(&f.bytes),
         }
     }
 
     fn size(&self) -> u64 {
         match self {
             Content::Bytes(b) => b.len() as u64,
-            Content::Copy(_, len, _) => *len,
+            Content::Copy(_, len, _) | Content::Kept(len) => *len,
         }
     }
 
     fn bytes(&self) -> std::io::Result<std::borrow::Cow<'a, [u8]>> {
         match self {
+            Content::Kept(_) => Err(kept_gone()),
             Content::Bytes(b) => Ok(std::borrow::Cow::Borrowed(b)),
             Content::Copy(path, _, hash) => {
                 let bytes = std::fs::read(path)?;
@@ -187,6 +198,13 @@ impl<'a> Content<'a> {
             }
         }
     }
+}
+
+fn kept_gone() -> std::io::Error {
+    std::io::Error::other(
+        "an earlier build's file, in the output folder when this build started, was removed or \
+         changed during it; run the build again",
+    )
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -24,8 +24,8 @@ use rayon::prelude::*;
 use crate::config::{Config, ManifestFormat};
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{
-    Asset, Columns, Linked, LinkedAsset, MapComment, OutputFile, RefKind, RefSyntax, Reference,
-    TransformOutput, Transformed,
+    Asset, AssetKind, Columns, Encoded, Encoding, Kept, Linked, LinkedAsset, MapComment,
+    OutputFile, RecordedLink, RefKind, RefSyntax, Reference, TransformOutput, Transformed,
 };
 use crate::srcmap::{self, Edit};
 use crate::url::{self, Specifier};
@@ -57,6 +57,7 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
         return Linked {
             assets: Vec::new(),
             diagnostics,
+            records: Vec::new(),
         };
     }
 
@@ -72,33 +73,129 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
         return Linked {
             assets: Vec::new(),
             diagnostics,
+            records: Vec::new(),
         };
     }
 
     // SRI is read by kiln's manifest and the file index only: a build with neither (Django's
     // manifest alone, no cache) does not hash every output with SHA-384.
     let integrity = config.manifest.formats.contains(&ManifestFormat::Kiln) || config.cache.enabled;
-    let results: Vec<Result<LinkedAsset, Box<Diagnostic>>> = assets
+    // The file index records what link made of CSS and JS files (see `index::Unread`).
+    let record = config.cache.enabled && !config.unhashed;
+    type Made = (LinkedAsset, Option<Box<RecordedLink>>);
+    let results: Vec<Result<Made, Box<Diagnostic>>> = assets
         .par_iter()
         .zip(outputs.into_par_iter())
         .enumerate()
-        .map(|(i, (_, output))| substitute(&assets, output, &targets[i], &names, i, integrity))
+        .map(|(i, (asset, output))| {
+            let facts = (record && matches!(asset.kind, AssetKind::Css | AssetKind::Js))
+                .then(|| facts(&assets, &output, isolated[i]))
+                .flatten();
+            let linked = substitute(&assets, output, &targets[i], &names, i, integrity)?;
+            let facts = facts.map(|f| {
+                Box::new(RecordedLink {
+                    name: linked.output.path.clone(),
+                    ..f
+                })
+            });
+            Ok((linked, facts))
+        })
         .collect();
     let mut linked = Vec::with_capacity(results.len());
+    let mut records = Vec::with_capacity(results.len());
     for r in results {
         match r {
-            Ok(a) => linked.push(a),
+            Ok((a, record)) => {
+                linked.push(a);
+                records.push(record);
+            }
             Err(d) => diagnostics.push(*d),
         }
     }
     sort_diagnostics(&mut diagnostics);
     if diagnostics.iter().any(Diagnostic::is_error) {
         linked.clear();
+        records.clear();
     }
     Linked {
         assets: linked,
         diagnostics,
+        records,
     }
+}
+
+/// What the file index records of a CSS or JS file transformed in this build without a
+/// diagnostic (its name and siblings are filled in later).
+fn facts(
+    assets: &[Asset],
+    output: &TransformOutput,
+    isolated: blake3::Hash,
+) -> Option<RecordedLink> {
+    if output.kept.is_some() || !output.diagnostics.is_empty() {
+        return None;
+    }
+    let dependencies = (output.dependencies.iter())
+        .map(|d| {
+            let i = assets
+                .binary_search_by(|a| a.logical.as_str().cmp(d))
+                .ok()?;
+            Some((d.clone(), assets[i].hash.to_hex().to_string()))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(RecordedLink {
+        name: String::new(),
+        isolated: isolated.to_hex().to_string(),
+        references: output.references.clone(),
+        dependencies,
+        encodings: Vec::new(),
+        map: None,
+    })
+}
+
+/// The CSS and JS files kiln did not load (their outputs carry a [`RecordedLink`]) whose record
+/// no longer holds: a file their transform read has changed, a reference of theirs has a
+/// diagnostic, or the names of the files they reference changed and so would theirs. The
+/// pipeline reads and transforms them (see [`crate::transform::materialise`]) and asks again.
+pub fn stale(transformed: &Transformed, config: &Config) -> Vec<usize> {
+    let Transformed { assets, outputs } = transformed;
+    let stubs: Vec<usize> = (0..outputs.len())
+        .filter(|&i| outputs[i].prior.is_some())
+        .collect();
+    if stubs.is_empty() {
+        return Vec::new();
+    }
+    let content_of = |logical: &str| {
+        let i = assets
+            .binary_search_by(|a| a.logical.as_str().cmp(logical))
+            .ok()?;
+        Some(assets[i].hash.to_hex())
+    };
+    let mut stale: BTreeSet<usize> = BTreeSet::new();
+    for &i in &stubs {
+        let prior = outputs[i].prior.as_deref().expect("a stub");
+        if (prior.dependencies.iter())
+            .any(|(d, hex)| content_of(d).is_none_or(|h| h.as_str() != hex))
+        {
+            stale.insert(i);
+        }
+    }
+    let mut diagnostics = Vec::new();
+    let targets = resolve(assets, outputs, config, &mut diagnostics);
+    let warned: std::collections::HashSet<&str> =
+        diagnostics.iter().map(|d| d.path.as_str()).collect();
+    let isolated: Vec<blake3::Hash> = assets
+        .par_iter()
+        .zip(outputs.par_iter())
+        .map(|(a, o)| isolated_hash(a, o))
+        .collect();
+    let names = final_names(assets, outputs, &targets, &isolated, config.hash_length);
+    for &i in &stubs {
+        let prior = outputs[i].prior.as_deref().expect("a stub");
+        if names[i] != prior.name || warned.contains(assets[i].display_path().as_str()) {
+            stale.insert(i);
+        }
+    }
+    stale.into_iter().collect()
 }
 
 fn sort_diagnostics(d: &mut [Diagnostic]) {
@@ -245,23 +342,45 @@ impl Diagnostic {
 /// is known) hashes exactly as if it had been read. A file that passes through shares its
 /// source's buffer, whose hash discovery already computed.
 fn isolated_hash(asset: &Asset, output: &TransformOutput) -> blake3::Hash {
+    if let Some(hash) =
+        (output.prior.as_ref()).and_then(|p| blake3::Hash::from_hex(&p.isolated).ok())
+    {
+        return hash;
+    }
+    let kept = (output.kept.as_ref())
+        .and_then(|k| Some((k.size, blake3::Hash::from_hex(&k.blake3).ok()?)));
     let passes_through = asset.known.is_some()
         || (output.bytes.as_ptr() == asset.bytes.as_ptr()
             && output.bytes.len() == asset.bytes.len());
-    let (len, content) = if passes_through {
-        (asset.size(), asset.hash)
-    } else {
-        (output.bytes.len() as u64, blake3::hash(&output.bytes))
+    let (len, content) = match kept {
+        Some(kept) => kept,
+        None if passes_through => (asset.size(), asset.hash),
+        None => (output.bytes.len() as u64, blake3::hash(&output.bytes)),
     };
+    isolated(len, &content, output.source_map.as_deref())
+}
+
+/// The isolated hash of an output of `len` bytes with BLAKE3 `content` and source map `map`.
+pub(crate) fn isolated(len: u64, content: &blake3::Hash, map: Option<&str>) -> blake3::Hash {
     let mut h = blake3::Hasher::new();
     h.update(b"kiln isolated v2\0");
     h.update(&len.to_le_bytes());
     h.update(content.as_bytes());
-    if let Some(map) = &output.source_map {
+    if let Some(map) = map {
         h.update(b"\0map\0");
         h.update(map.as_bytes());
     }
     h.finalize()
+}
+
+/// The fingerprinted name of `logical` when its output, of isolated hash `isolated`, references
+/// nothing (an image and its variants): what [`final_names`] gives such an asset.
+pub(crate) fn leaf_name(logical: &str, isolated: &blake3::Hash, hash_len: usize) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(logical.as_bytes());
+    h.update(b"\0");
+    h.update(isolated.as_bytes());
+    hashed_name(logical, &hex(h.finalize(), hash_len))
 }
 
 /// `dir/name.ext` -> `dir/name.<hash>.ext`; the hash is its own dot segment before the last
@@ -456,6 +575,17 @@ fn substitute(
         replacements.insert(r.placeholder.as_str(), serialise(&url, r.syntax));
     }
 
+    if let Some(prior) = output.prior {
+        return kept_linked(
+            asset,
+            name,
+            *prior,
+            output.kept,
+            references,
+            imports,
+            dynamic_imports,
+        );
+    }
     let (substituted, edits) = replace_all(&output.bytes, &replacements, output.map_columns);
     let mut bytes = substituted;
     let map = match (output.source_map, output.map_comment) {
@@ -481,17 +611,19 @@ fn substitute(
                 path: map_path,
                 bytes: map_bytes.into(),
                 copy_of: None,
+                kept: None,
                 encodings: Vec::new(),
             })
         }
         _ => None,
     };
-    let integrity = match (&asset.known, output.integrity) {
-        (Some(k), _) => k.integrity.clone(),
+    let integrity = match (&output.kept, &asset.known, output.integrity) {
+        (Some(kept), _, _) => kept.integrity.clone(),
+        (None, Some(k), _) => k.integrity.clone(),
         // Computed before caching for bytes link does not change (checked again here).
-        (None, Some(sri)) if edits.is_empty() && map.is_none() => sri,
-        (None, _) if with_integrity => sri(&bytes),
-        (None, _) => String::new(),
+        (None, None, Some(sri)) if edits.is_empty() && map.is_none() => sri,
+        (None, None, _) if with_integrity => sri(&bytes),
+        (None, None, _) => String::new(),
     };
     Ok(LinkedAsset {
         logical: asset.logical.clone(),
@@ -500,10 +632,10 @@ fn substitute(
         output: OutputFile {
             path: name,
             bytes,
-            copy_of: asset
-                .known
-                .as_ref()
+            copy_of: (asset.known.as_ref())
+                .filter(|_| output.kept.is_none())
                 .map(|k| (asset.path.clone(), k.stamp.size, k.blake3.clone())),
+            kept: output.kept.as_ref().map(|k| k.size),
             encodings: Vec::new(),
         },
         map,
@@ -512,6 +644,56 @@ fn substitute(
         dynamic_imports: dynamic_imports.into_iter().collect(),
         integrity,
         image: output.image,
+    })
+}
+
+/// The linked asset of a CSS or JS file kiln did not load, from its record: its files are in the
+/// output folder as the build that recorded them wrote them.
+fn kept_linked(
+    asset: &Asset,
+    name: String,
+    prior: RecordedLink,
+    kept: Option<Kept>,
+    references: BTreeSet<String>,
+    imports: BTreeSet<String>,
+    dynamic_imports: BTreeSet<String>,
+) -> Result<LinkedAsset, Box<Diagnostic>> {
+    let Some(kept) = kept.filter(|_| name == prior.name) else {
+        // `stale` made the pipeline load every file whose record no longer holds.
+        return Err(Box::new(Diagnostic::error(
+            "internal",
+            asset.display_path(),
+            format!(
+                "its recorded output `{}` is not this build's `{name}`",
+                prior.name
+            ),
+        )));
+    };
+    let file = |path: String, size: u64, encodings: &[(Encoding, u64)]| OutputFile {
+        encodings: (encodings.iter())
+            .map(|&(encoding, size)| Encoded {
+                encoding,
+                path: format!("{path}{}", encoding.extension()),
+                bytes: bytes::Bytes::new(),
+                kept: Some(size),
+            })
+            .collect(),
+        path,
+        bytes: bytes::Bytes::new(),
+        copy_of: None,
+        kept: Some(size),
+    };
+    Ok(LinkedAsset {
+        logical: asset.logical.clone(),
+        content_type: content_type(&asset.logical),
+        source_size: asset.size(),
+        map: (prior.map.as_ref()).map(|(size, enc)| file(format!("{name}.map"), *size, enc)),
+        output: file(name, kept.size, &prior.encodings),
+        references: references.into_iter().collect(),
+        imports: imports.into_iter().collect(),
+        dynamic_imports: dynamic_imports.into_iter().collect(),
+        integrity: kept.integrity,
+        image: None,
     })
 }
 

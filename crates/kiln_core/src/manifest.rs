@@ -144,7 +144,7 @@ pub fn kiln_manifest<'a>(linked: &'a Linked, config: &'a Config) -> KilnManifest
                             .map(|e| {
                                 let entry = FileEntry {
                                     file: &e.path,
-                                    size: e.bytes.len() as u64,
+                                    size: e.size(),
                                 };
                                 (e.encoding.name(), entry)
                             })

@@ -63,17 +63,12 @@ impl Memo {
         h.update(crate::cache::build_id().as_bytes());
         h.update(&serde_json::to_vec(config).ok()?);
         let mut racy = false;
-        for path in crate::discover::inputs(config) {
-            let meta = std::fs::symlink_metadata(&path).ok()?;
+        for (path, is_link) in crate::discover::input_entries(config) {
             let followed = std::fs::metadata(&path).ok()?;
             let stamp = Stamp::of(&followed)?;
             racy |= stamp.mtime_ns + 2_000_000_000 > started;
             h.update(path.as_os_str().as_encoded_bytes());
-            h.update(&[
-                0,
-                u8::from(meta.file_type().is_symlink()),
-                u8::from(followed.is_dir()),
-            ]);
+            h.update(&[0, u8::from(is_link), u8::from(followed.is_dir())]);
             // A folder's time changes when an entry is added or removed, even one the walk leaves
             // out (a link kiln would refuse): that build must run to say so.
             h.update(&stamp.size.to_le_bytes());

@@ -163,6 +163,77 @@ pub struct Known {
     pub blake3: String,
     /// SRI integrity of its content.
     pub integrity: String,
+    /// For an image: what its transform made and the last build wrote (see [`Recorded`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Recorded>,
+}
+
+/// An output file kiln did not load: an earlier build wrote it into the output folder and the
+/// file index recorded these facts of it (see [`Recorded`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// Bytes.
+    pub size: u64,
+    /// BLAKE3 of its content, hex.
+    pub blake3: String,
+    /// SRI integrity of its content.
+    pub integrity: String,
+}
+
+/// What the file index records of a transformed file's outputs, so that while the file is
+/// unchanged and those outputs are in the output folder, kiln neither reads it nor loads its
+/// cached transform:
+/// - an image: its optimised file and its variants (an image references nothing, so its names
+///   depend on nothing else);
+/// - a CSS or JS file: what link made of it ([`RecordedLink`]), which holds while the names of
+///   the files it references (and the files its transform read) are the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recorded {
+    /// The transform cache key it was made under, mixed with the build of kiln and the
+    /// precompression settings, hex: with another, the record is ignored.
+    pub key: String,
+    /// The output file (an image's optimised file, a CSS or JS file's final, linked file).
+    pub file: Kept,
+    /// An image's dimensions and placeholder (`variants` empty: the transform stage fills it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageInfo>,
+    /// An image's variants, in the order the transformer made them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variants: Vec<RecordedVariant>,
+    /// What link made of a CSS or JS file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<Box<RecordedLink>>,
+}
+
+/// One variant of a [`Recorded`] image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedVariant {
+    /// Its logical path.
+    pub logical: String,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// The file.
+    pub file: Kept,
+}
+
+/// What link made of a CSS or JS file, in a [`Recorded`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedLink {
+    /// Its fingerprinted name: a build that names it the same writes the same bytes.
+    pub name: String,
+    /// The isolated hash of its transform output (see [`crate::link`]), hex.
+    pub isolated: String,
+    /// The references of its transform output.
+    pub references: Vec<Reference>,
+    /// (logical path, BLAKE3 hex) of each other file its transform read (an `@import`ed
+    /// stylesheet, an input source map).
+    pub dependencies: Vec<(String, String)>,
+    /// Its precompressed siblings: encoding and size.
+    pub encodings: Vec<(Encoding, u64)>,
+    /// Its source map (`<name>.map`): size and siblings.
+    pub map: Option<(u64, Vec<(Encoding, u64)>)>,
 }
 
 /// The source files of a build, sorted by logical path; `assets[i].id == AssetId(i)`.
@@ -281,6 +352,14 @@ pub struct TransformOutput {
     /// transform stage turns each into an asset of its own, fingerprinted, emitted and listed in
     /// the manifests under its logical path; it fills `image.variants` with the ones it kept.
     pub variants: Vec<Variant>,
+    /// Set by the transform stage when the output was not loaded (`bytes` is empty): the file
+    /// index recorded it and it is in the output folder. For an image, the facts of its
+    /// optimised file; for a CSS or JS file, those of its final file, with `prior`. Transformers
+    /// leave it unset.
+    pub kept: Option<Kept>,
+    /// With `kept`, for a CSS or JS file: what link made of it when the index recorded it
+    /// (`references` is a copy of its references).
+    pub prior: Option<Box<RecordedLink>>,
 }
 
 /// An extra output derived from an asset (see [`TransformOutput::variants`]).
@@ -296,6 +375,8 @@ pub struct Variant {
     pub height: u32,
     /// SRI of `bytes` (see [`TransformOutput::integrity`]); transformers leave it unset.
     pub integrity: Option<String>,
+    /// Not loaded (see [`TransformOutput::kept`]); transformers leave it unset.
+    pub kept: Option<Kept>,
 }
 
 /// Facts about an image output, for the manifest.
@@ -353,6 +434,9 @@ pub struct OutputFile {
     /// does not exist yet, checking the bytes still have the BLAKE3 (hex) the index knew.
     /// Holds the path, the size and the hash.
     pub copy_of: Option<(std::path::PathBuf, u64, String)>,
+    /// Already in the output folder and not loaded (see [`TransformOutput::kept`]): its size.
+    /// `bytes` is empty and emit leaves the file as it is.
+    pub kept: Option<u64>,
     /// Precompressed siblings (filled by [`compress`](crate::compress)).
     pub encodings: Vec<Encoded>,
 }
@@ -390,14 +474,19 @@ pub struct Linked {
     pub assets: Vec<LinkedAsset>,
     /// Transform and link diagnostics, sorted by path and position.
     pub diagnostics: Vec<Diagnostic>,
+    /// For the file index, when the build has one: what link made of each CSS or JS file it
+    /// transformed without a diagnostic (`records[i]` is of `assets[i]`; siblings not yet added).
+    pub records: Vec<Option<Box<RecordedLink>>>,
 }
 
 impl OutputFile {
     /// Its size in bytes.
     pub fn size(&self) -> u64 {
-        self.copy_of
-            .as_ref()
-            .map_or(self.bytes.len() as u64, |(_, len, _)| *len)
+        match (&self.copy_of, self.kept) {
+            (Some((_, len, _)), _) => *len,
+            (None, Some(len)) => len,
+            (None, None) => self.bytes.len() as u64,
+        }
     }
 }
 
@@ -458,8 +547,17 @@ pub struct Encoded {
     pub encoding: Encoding,
     /// `css/app.<hash>.css.br`
     pub path: String,
-    /// The compressed bytes (shared between identical files).
+    /// The compressed bytes (shared between identical files); empty when `kept`.
     pub bytes: bytes::Bytes,
+    /// Already in the output folder and not loaded (see [`OutputFile::kept`]): its size.
+    pub kept: Option<u64>,
+}
+
+impl Encoded {
+    /// Its size in bytes.
+    pub fn size(&self) -> u64 {
+        self.kept.unwrap_or(self.bytes.len() as u64)
+    }
 }
 
 /// What precompression did, for the build summary.

@@ -13,13 +13,13 @@ use crate::diagnostic::Diagnostic;
 use crate::discover::{DiscoverError, discover_with};
 use crate::emit::{EmitError, emit, retire_old_builds, take_back};
 use crate::index::{FileIndex, Learned, Unread};
-use crate::link::link;
+use crate::link::{link, stale};
 use crate::lock::OutputLock;
 use crate::manifest::write_manifests;
 use crate::memo::Memo;
 use crate::model::Linked;
 use crate::report::{BuildReport, Sources, Stopwatch, Written};
-use crate::transform::{Transformer, transform};
+use crate::transform::{Transformer, materialise, transform};
 
 /// Receives progress while assets are transformed (the CLI draws a progress bar with it).
 pub trait Progress: Sync {
@@ -105,31 +105,50 @@ fn run(
         return Ok(report.again(clock));
     }
     let mut index = (cache.as_ref()).map(|_| FileIndex::load(&config.cache.dir, &config.src));
-    let unread = Unread::new(config, |k| transformers.iter().any(|t| t.accepts(k)));
-
-    let discovered = discover_with(config, index.as_ref(), &|l, k, s| unread.may_skip(l, k, s))?;
+    let unread = Unread::new(config, |k| {
+        (transformers.iter()).find_map(|t| t.accepts(k).then(|| t.name()))
+    });
+    let may_skip = |l: &str, k, s, known: Option<&_>| unread.may_skip(l, k, s, known);
+    let read_from = std::time::SystemTime::now();
+    let discovered = discover_with(config, index.as_ref(), &may_skip)?;
     clock.lap("discover");
     let sources = Sources::of(&discovered);
-    let learned = index.as_ref().map(|_| Learned::of(&discovered, &unread));
 
     progress.start(sources.files);
-    let transformed = transform(discovered, config, transformers, cache.as_ref(), &|| {
+    let mut transformed = transform(discovered, config, transformers, cache.as_ref(), &|| {
         progress.advance()
     });
     progress.finish();
+    // Files left unread whose records no longer hold: read and transform them after all.
+    loop {
+        let stale = stale(&transformed, config);
+        if stale.is_empty() {
+            break;
+        }
+        materialise(
+            &mut transformed,
+            &stale,
+            config,
+            transformers,
+            cache.as_ref(),
+        );
+    }
     clock.lap("transform");
+    let learned = index
+        .as_ref()
+        .map(|_| Learned::of(&transformed, &unread, read_from));
 
     let mut linked = link(transformed, config);
     clock.lap("link");
     if linked.failed() {
         return Err(BuildError::Diagnostics(linked.diagnostics));
     }
-    if let (Some(index), Some(learned)) = (index.as_mut(), learned) {
-        index.learn(learned, &linked);
-    }
 
     let compressed = compress(&mut linked, &config.compress, cache.as_ref());
     clock.lap("compress");
+    if let (Some(index), Some(learned)) = (index.as_mut(), learned) {
+        index.learn(learned, &linked);
+    }
 
     let written = write_output(&linked, config, progress, &mut clock)?;
     let cache_report = cache.as_ref().map(Cache::finish);

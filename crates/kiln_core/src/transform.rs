@@ -5,11 +5,14 @@
 //! substitutes. Assets no transformer accepts pass through unchanged. A failed asset (an error
 //! diagnostic) does not stop the others, so the user sees every error of a build at once.
 
-use crate::cache::Cache;
+use std::collections::BTreeSet;
+
+use crate::cache::{Cache, transform_key};
 use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::model::{
-    Asset, AssetId, AssetKind, Discovered, ImageInfo, TransformOutput, Transformed,
+    Asset, AssetId, AssetKind, Discovered, ImageInfo, Known, Recorded, Stamp, TransformOutput,
+    Transformed, Variant,
 };
 
 /// What a transformer is given.
@@ -51,6 +54,10 @@ pub trait Transformer: Send + Sync {
 
 /// Runs every asset through the first transformer that accepts its kind, in parallel on the
 /// current rayon pool. `on_done` is called once per finished asset (for progress bars).
+///
+/// A file kiln did not read because the file index recorded its outputs gets an output without
+/// bytes ([`TransformOutput::kept`]). A transformer that read such a file (a stylesheet inlined
+/// by `@import`) saw no bytes: that file is read and the transform run again.
 pub fn transform(
     discovered: Discovered,
     config: &Config,
@@ -58,76 +65,280 @@ pub fn transform(
     cache: Option<&Cache>,
     on_done: &(dyn Fn() + Sync),
 ) -> Transformed {
-    let assets = discovered.assets;
-    // Content hashes, for cache keys and for checking cached outputs' dependencies.
-    let content_of = |logical: &str| -> Option<blake3::Hash> {
-        let i = assets
-            .binary_search_by(|a| a.logical.as_str().cmp(logical))
-            .ok()?;
-        Some(assets[i].hash)
+    let mut assets = discovered.assets;
+    let all: Vec<usize> = (0..assets.len()).collect();
+    let mut outputs: Vec<TransformOutput> = Vec::with_capacity(assets.len());
+    outputs.resize_with(assets.len(), TransformOutput::default);
+    let mut ran = vec![false; assets.len()];
+    let stage = Stage {
+        config,
+        transformers,
+        cache,
     };
-    let fingerprint = config.transform_fingerprint();
-    // Largest first, one task per asset: a big file started last would leave the other cores
-    // idle at the end of the stage. Results are put back in asset order.
-    let mut order: Vec<usize> = (0..assets.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(assets[i].bytes.len()));
-    let work = |i: usize| -> TransformOutput {
-        let asset = &assets[i];
-        let input = TransformInput {
-            asset,
-            all: &assets,
-            config,
+    stage.run(&assets, &all, on_done, &mut outputs, &mut ran, true);
+    stage.settle(&mut assets, &mut outputs, &mut ran);
+    expand_variants(assets, outputs)
+}
+
+/// Reads and transforms the files kiln had not loaded whose records no longer hold (see
+/// [`crate::link::stale`]). Their transformers see the source files alone, as in any transform
+/// stage: image variants only join the assets after it.
+pub fn materialise(
+    transformed: &mut Transformed,
+    stale: &[usize],
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    cache: Option<&Cache>,
+) {
+    let Transformed { assets, outputs } = transformed;
+    let is_variant = |o: &TransformOutput| o.image.as_ref().is_some_and(|i| i.variant_of.is_some());
+    // Positions of the sources in `assets`.
+    let at: Vec<usize> = (0..assets.len())
+        .filter(|&i| !is_variant(&outputs[i]))
+        .collect();
+    let mut sources: Vec<Asset> = at.iter().map(|&i| assets[i].clone()).collect();
+    let mut made: Vec<TransformOutput> = at.iter().map(|_| TransformOutput::default()).collect();
+    let mut ran = vec![false; sources.len()];
+    let mut items = Vec::new();
+    let mut chosen = vec![false; sources.len()];
+    for &i in stale {
+        let Ok(k) = at.binary_search(&i) else {
+            continue;
         };
-        let out = match (transformers.iter().find(|t| t.accepts(asset.kind)), cache) {
-            (Some(t), Some(cache)) => {
-                let mut key = blake3::Hasher::new();
-                key.update(b"kiln transform\0");
-                key.update(crate::model::VERSION.as_bytes());
-                key.update(t.name().as_bytes());
-                key.update(fingerprint.as_bytes());
-                key.update(asset.logical.as_bytes());
-                key.update(b"\0");
-                key.update(asset.hash.as_bytes());
-                let key = key.finalize();
-                let cached = cache.get("transform", &key).and_then(|payload| {
-                    crate::cache::decode_transform(payload, &asset.display_path(), content_of)
-                });
-                cached.unwrap_or_else(|| {
-                    let mut out = run_guarded(*t, &input);
-                    if !out.failed() {
-                        // Bytes that link will not change: hash them for SRI once, here.
-                        if out.references.is_empty() && out.map_comment.is_none() {
-                            out.integrity = Some(crate::integrity::sri(&out.bytes));
-                        }
-                        for v in &mut out.variants {
-                            v.integrity = Some(crate::integrity::sri(&v.bytes));
-                        }
-                        if let Some(payload) =
-                            crate::cache::encode_transform(&out, &asset.display_path(), content_of)
-                        {
-                            cache.put("transform", &key, &payload);
+        match load(&mut sources[k]) {
+            Ok(()) => {
+                // Read now: from here on, like any file this build read.
+                sources[k].known = None;
+                items.push(k);
+                chosen[k] = true;
+            }
+            Err(d) => {
+                outputs[i] = TransformOutput {
+                    diagnostics: vec![*d],
+                    ..Default::default()
+                }
+            }
+        }
+    }
+    let stage = Stage {
+        config,
+        transformers,
+        cache,
+    };
+    stage.run(&sources, &items, &|| {}, &mut made, &mut ran, true);
+    // Runs those that read a file kiln had not loaded again, loading it.
+    stage.settle(&mut sources, &mut made, &mut ran);
+    for (k, source) in sources.into_iter().enumerate() {
+        let i = at[k];
+        // A file that could not be loaded carries its error.
+        if chosen[k] || !made[k].diagnostics.is_empty() {
+            outputs[i] = std::mem::take(&mut made[k]);
+        }
+        assets[i] = source;
+    }
+}
+
+/// Whether kiln has not loaded `asset`'s bytes (the file index let it skip reading the file).
+fn unloaded(asset: &Asset) -> bool {
+    asset.known.is_some() && asset.bytes.is_empty() && asset.size() > 0
+}
+
+/// Reads the bytes of an asset kiln had not loaded, checking they are the ones the index knew.
+fn load(asset: &mut Asset) -> Result<(), Box<Diagnostic>> {
+    if !unloaded(asset) {
+        return Ok(());
+    }
+    let error = |message: String| Box::new(Diagnostic::error("io", asset.display_path(), message));
+    let bytes = std::fs::read(&asset.path).map_err(|e| error(format!("cannot read it: {e}")))?;
+    if blake3::hash(&bytes) != asset.hash {
+        return Err(error(
+            "its contents are not the ones kiln recorded for its size and modification time \
+             (edited without changing either, or during this build): touch it, or build with \
+             `--no-cache`"
+                .to_owned(),
+        ));
+    }
+    asset.bytes = bytes.into();
+    Ok(())
+}
+
+/// The settings a transform stage runs with.
+struct Stage<'a> {
+    config: &'a Config,
+    transformers: &'a [&'a dyn Transformer],
+    cache: Option<&'a Cache>,
+}
+
+impl Stage<'_> {
+    /// Runs a transformer again on every output in `ran` whose transform read a file kiln had
+    /// not loaded, after reading that file, until none did.
+    /// A file that cannot be loaded gets an error (the build fails) and is not tried again.
+    fn settle(&self, assets: &mut [Asset], outputs: &mut [TransformOutput], ran: &mut [bool]) {
+        let mut failed = BTreeSet::new();
+        loop {
+            let index = |logical: &str| {
+                assets
+                    .binary_search_by(|a| a.logical.as_str().cmp(logical))
+                    .ok()
+            };
+            let mut missing = BTreeSet::new();
+            let mut again = Vec::new();
+            for i in (0..outputs.len()).filter(|&i| ran[i]) {
+                let unread: Vec<usize> = (outputs[i].dependencies.iter())
+                    .filter_map(|d| index(d))
+                    .filter(|&j| unloaded(&assets[j]) && !failed.contains(&j))
+                    .collect();
+                if !unread.is_empty() {
+                    missing.extend(unread);
+                    again.push(i);
+                }
+            }
+            for j in missing {
+                if let Err(d) = load(&mut assets[j]) {
+                    outputs[j].diagnostics.push(*d);
+                    failed.insert(j);
+                }
+            }
+            if again.is_empty() {
+                return;
+            }
+            ran.fill(false);
+            self.run(assets, &again, &|| {}, outputs, ran, false);
+        }
+    }
+
+    /// Transforms the assets `items` (indices into `assets`) into `outputs`, setting `ran[i]`
+    /// for each one a transformer ran on (rather than its output coming from the cache or the
+    /// file index). With `look_up` false, the cache is not asked (it was, and had nothing).
+    fn run(
+        &self,
+        assets: &[Asset],
+        items: &[usize],
+        on_done: &(dyn Fn() + Sync),
+        outputs: &mut [TransformOutput],
+        ran: &mut [bool],
+        look_up: bool,
+    ) {
+        let Stage {
+            config,
+            transformers,
+            cache,
+        } = *self;
+        // Content hashes, for cache keys and for checking cached outputs' dependencies.
+        let content_of = |logical: &str| -> Option<blake3::Hash> {
+            let i = assets
+                .binary_search_by(|a| a.logical.as_str().cmp(logical))
+                .ok()?;
+            Some(assets[i].hash)
+        };
+        // An output made while a file it read was not loaded is not this file's output: it is
+        // made again (see `settle`) and never cached.
+        let complete = |out: &TransformOutput| {
+            (out.dependencies.iter()).all(|d| {
+                let i = assets.binary_search_by(|a| a.logical.as_str().cmp(d)).ok();
+                i.is_none_or(|i| !unloaded(&assets[i]))
+            })
+        };
+        let fingerprint = config.transform_fingerprint();
+        // Largest first, one task per asset: a big file started last would leave the other
+        // cores idle at the end of the stage.
+        let mut order: Vec<usize> = items.to_vec();
+        order.sort_by_key(|&i| std::cmp::Reverse(assets[i].bytes.len()));
+        let work = |i: usize| -> (TransformOutput, bool) {
+            let asset = &assets[i];
+            let input = TransformInput {
+                asset,
+                all: assets,
+                config,
+            };
+            let transformer = transformers.iter().find(|t| t.accepts(asset.kind));
+            // An unchanged file the index recorded (discovery checked its files are in `out`).
+            if let (Some(_), Some(recorded)) = (
+                transformer,
+                (asset.known.as_ref()).and_then(|k| k.output.as_ref()),
+            ) {
+                on_done();
+                return (kept_output(recorded), false);
+            }
+            let out = match (transformer, cache) {
+                (Some(t), Some(cache)) => {
+                    let key = transform_key(t.name(), &fingerprint, &asset.logical, &asset.hash);
+                    let cached = look_up.then(|| cache.get("transform", &key)).flatten();
+                    let cached = cached.and_then(|payload| {
+                        crate::cache::decode_transform(payload, &asset.display_path(), content_of)
+                    });
+                    match cached {
+                        Some(out) => (out, false),
+                        None => {
+                            let mut out = run_guarded(*t, &input);
+                            if !out.failed() && complete(&out) {
+                                // Bytes that link will not change: hash them for SRI once, here.
+                                if out.references.is_empty() && out.map_comment.is_none() {
+                                    out.integrity = Some(crate::integrity::sri(&out.bytes));
+                                }
+                                for v in &mut out.variants {
+                                    v.integrity = Some(crate::integrity::sri(&v.bytes));
+                                }
+                                if let Some(payload) = crate::cache::encode_transform(
+                                    &out,
+                                    &asset.display_path(),
+                                    content_of,
+                                ) {
+                                    cache.put("transform", &key, &payload);
+                                }
+                            }
+                            (out, true)
                         }
                     }
-                    out
-                })
-            }
-            (Some(t), None) => run_guarded(*t, &input),
-            (None, _) => TransformOutput::passthrough(asset),
+                }
+                (Some(t), None) => (run_guarded(*t, &input), true),
+                (None, _) => (TransformOutput::passthrough(asset), false),
+            };
+            on_done();
+            out
         };
-        on_done();
-        out
-    };
-    let estimates: Vec<u64> = assets
-        .iter()
-        .map(|a| match transformers.iter().find(|t| t.accepts(a.kind)) {
-            Some(t) if a.known.is_none() => t.memory_estimate(a, config),
-            _ => 0,
-        })
-        .collect();
-    let mut done = run_bounded(&order, &estimates, config.memory_budget(), &work);
-    done.sort_unstable_by_key(|(i, _)| *i);
-    let outputs = done.into_iter().map(|(_, out)| out).collect();
-    expand_variants(assets, outputs)
+        let estimates: Vec<u64> = assets
+            .iter()
+            .map(|a| match transformers.iter().find(|t| t.accepts(a.kind)) {
+                Some(t) if a.known.is_none() => t.memory_estimate(a, config),
+                _ => 0,
+            })
+            .collect();
+        let done = run_bounded(&order, &estimates, config.memory_budget(), &work);
+        for (i, (out, by_transformer)) in done {
+            outputs[i] = out;
+            ran[i] = by_transformer;
+        }
+    }
+}
+
+/// The output of a file the file index recorded, without its bytes.
+fn kept_output(recorded: &Recorded) -> TransformOutput {
+    if let Some(link) = &recorded.link {
+        return TransformOutput {
+            references: link.references.clone(),
+            integrity: Some(recorded.file.integrity.clone()),
+            kept: Some(recorded.file.clone()),
+            prior: Some(link.clone()),
+            ..Default::default()
+        };
+    }
+    TransformOutput {
+        integrity: Some(recorded.file.integrity.clone()),
+        image: recorded.image.clone(),
+        variants: (recorded.variants.iter())
+            .map(|v| Variant {
+                logical: v.logical.clone(),
+                bytes: bytes::Bytes::new(),
+                width: v.width,
+                height: v.height,
+                integrity: Some(v.file.integrity.clone()),
+                kept: Some(v.file.clone()),
+            })
+            .collect(),
+        kept: Some(recorded.file.clone()),
+        ..Default::default()
+    }
 }
 
 /// Turns every output's [`Variant`]s into assets of their own (passing through), keeping the
@@ -167,9 +378,25 @@ fn expand_variants(assets: Vec<Asset>, mut outputs: Vec<TransformOutput>) -> Tra
             taken.insert(variant.logical.clone(), usize::MAX);
             let mut asset = Asset::from_bytes(&variant.logical, variant.bytes);
             asset.path = parent.path.clone();
+            // A variant kiln did not load: its facts stand for its bytes.
+            if let Some(kept) = &variant.kept
+                && let Ok(hash) = blake3::Hash::from_hex(&kept.blake3)
+            {
+                asset.hash = hash;
+                asset.known = Some(Known {
+                    stamp: Stamp {
+                        size: kept.size,
+                        mtime_ns: 0,
+                    },
+                    blake3: kept.blake3.clone(),
+                    integrity: kept.integrity.clone(),
+                    output: None,
+                });
+            }
             let out = TransformOutput {
                 bytes: asset.bytes.clone(),
                 integrity: variant.integrity,
+                kept: variant.kept,
                 image: Some(ImageInfo {
                     width: variant.width,
                     height: variant.height,

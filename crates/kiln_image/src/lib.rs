@@ -368,6 +368,7 @@ impl ImageTransformer {
                             width: w,
                             height: resized.height,
                             integrity: None,
+                            kept: None,
                         };
                         (&resized, len, Some(v))
                     }
@@ -390,6 +391,7 @@ impl ImageTransformer {
                             width: px.width,
                             height: px.height,
                             integrity: None,
+                            kept: None,
                         },
                     ));
                 }
