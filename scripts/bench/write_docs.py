@@ -1,14 +1,36 @@
-"""write_docs.py RESULTS.md RUNS: prints docs/benchmarks.md around the table scripts/bench.sh made."""
+"""write_docs.py RESULTS.md RUNS [CURRENT.md]: prints docs/benchmarks.md around the table
+scripts/bench.sh made, keeping the sections of CURRENT.md this script does not write (rows
+measured apart, notes) where they were."""
 
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+ROWS = "## What each row does, and what it leaves out"
+
+
+def kept_sections(path):
+    """The `## ` sections of the page at `path` other than ROWS: those before it, those after."""
+    if path is None or not Path(path).exists():
+        return [], []
+    parts = re.split(r"(?m)^(?=## )", Path(path).read_text())
+    before, after = [], []
+    seen = False
+    for part in parts[1:]:
+        if part.splitlines()[0] == ROWS:
+            seen = True
+            continue
+        (after if seen else before).append(part.rstrip() + "\n")
+    return before, after
+
+
 results = Path(sys.argv[1]).read_text().strip()
 runs = sys.argv[2]
+before, after = kept_sections(sys.argv[3] if len(sys.argv) > 3 else None)
 cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
 cpu = next(
     (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
@@ -35,8 +57,10 @@ runs those rows alone.
 Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev}; {datetime.date.today()}.
 
 {results}
-
-## What each row does, and what it leaves out
+""")
+for section in before:
+    print(section)
+print(f"""{ROWS}
 
 - **hash + rewrite**: kiln with `minify = false, source_maps = false` (it still parses and reprints
   CSS and JS, and rewrites every `url()`, `@import`, `import` and `new URL()`), against
@@ -116,3 +140,6 @@ Machine: {os.cpu_count()} cores ({cpu}), {mem_kb // 1024 // 1024} GiB; kiln {rev
   example's build script: nothing changed (cargo finds the package fresh), one rule appended to its CSS
   (the build script runs kiln with a warm cache, then the crate is compiled and linked again),
   and, for comparison, one comment appended to its `main.rs` (no build script).""")
+for section in after:
+    print()
+    print(section, end="")
