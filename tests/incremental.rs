@@ -609,3 +609,68 @@ fn an_unread_file_edited_without_a_new_time_fails_the_build_when_it_is_needed() 
     assert!(error.path.ends_with("base.css"), "{}", error.render());
     assert!(error.message.contains("touch it"), "{}", error.render());
 }
+
+/// A transform that decided something by whether a file is there (a `url()` in a custom
+/// property, left as written while its target is missing; an unminified script's
+/// `sourceMappingURL`) is not reused from the cache or the file index once that file appears or
+/// goes.
+#[test]
+fn adding_or_removing_a_file_a_transform_looked_for_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("css")).unwrap();
+    std::fs::create_dir_all(src.join("js")).unwrap();
+    std::fs::write(
+        src.join("css/a.css"),
+        ".a { --bg: url(../img/later.svg); background: var(--bg) }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("js/lib.js"),
+        "export const n = 1;\n//# sourceMappingURL=lib.js.map\n",
+    )
+    .unwrap();
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    backdate_recent(&src, hour_ago);
+    let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
+    // Unminified, without source maps: the script's own comment is rewritten only when its map
+    // is part of the build.
+    SETTINGS.with(|c| c.set((12, false)));
+    let build = |out: &Path, cache: Option<&Path>| {
+        let mut b = builder(&src, out, cache);
+        b.config_mut().source_maps = false;
+        b.config_mut().strict = false;
+        ok(b.build())
+    };
+    build(&out, Some(&cache));
+    let map = r#"{"version":3,"sources":["lib.ts"],"names":[],"mappings":"AAAA"}"#;
+    let steps: [(&str, Option<&str>); 2] = [
+        ("img/later.svg", Some(&svg(3))),
+        ("js/lib.js.map", Some(map)),
+    ];
+    for (i, (name, text)) in steps
+        .iter()
+        .chain(&[("img/later.svg", None), ("js/lib.js.map", None)])
+        .enumerate()
+    {
+        match text {
+            Some(text) => {
+                std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
+                std::fs::write(src.join(name), text).unwrap();
+            }
+            None => std::fs::remove_file(src.join(name)).unwrap(),
+        }
+        backdate_recent(
+            &src,
+            hour_ago + std::time::Duration::from_secs(60 * (i as u64 + 1)),
+        );
+        build(&out, Some(&cache));
+        let cold = dir.path().join(format!("cold{i}"));
+        build(&cold, None);
+        assert!(
+            live_view(&out) == live_view(&cold),
+            "after {} {name}",
+            if text.is_some() { "adding" } else { "removing" }
+        );
+    }
+}

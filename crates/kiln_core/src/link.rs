@@ -26,6 +26,7 @@ use crate::diagnostic::{Diagnostic, Severity};
 use crate::model::{
     Asset, AssetKind, Columns, Encoded, Encoding, Kept, Linked, LinkedAsset, MapComment,
     OutputFile, RecordedLink, RefKind, RefSyntax, Reference, TransformOutput, Transformed,
+    dependency_hash,
 };
 use crate::srcmap::{self, Edit};
 use crate::url::{self, Specifier};
@@ -82,6 +83,7 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
     let integrity = config.manifest.formats.contains(&ManifestFormat::Kiln) || config.cache.enabled;
     // The file index records what link made of CSS and JS files (see `index::Unread`).
     let record = config.cache.enabled && !config.unhashed;
+    let variant: Vec<bool> = outputs.iter().map(is_variant).collect();
     type Made = (LinkedAsset, Option<Box<RecordedLink>>);
     let results: Vec<Result<Made, Box<Diagnostic>>> = assets
         .par_iter()
@@ -89,7 +91,7 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
         .enumerate()
         .map(|(i, (asset, output))| {
             let facts = (record && matches!(asset.kind, AssetKind::Css | AssetKind::Js))
-                .then(|| facts(&assets, &output, isolated[i]))
+                .then(|| facts(&assets, &variant, &output, isolated[i]))
                 .flatten();
             let linked = substitute(&assets, output, &targets[i], &names, i, integrity)?;
             let facts = facts.map(|f| {
@@ -128,6 +130,7 @@ pub fn link(transformed: Transformed, config: &Config) -> Linked {
 /// diagnostic (its name and siblings are filled in later).
 fn facts(
     assets: &[Asset],
+    variant: &[bool],
     output: &TransformOutput,
     isolated: blake3::Hash,
 ) -> Option<RecordedLink> {
@@ -136,10 +139,8 @@ fn facts(
     }
     let dependencies = (output.dependencies.iter())
         .map(|d| {
-            let i = assets
-                .binary_search_by(|a| a.logical.as_str().cmp(d))
-                .ok()?;
-            Some((d.clone(), assets[i].hash.to_hex().to_string()))
+            let hash = dependency_hash(assets, d, |i| !variant[i])?;
+            Some((d.clone(), hash.to_hex().to_string()))
         })
         .collect::<Option<Vec<_>>>()?;
     Some(RecordedLink {
@@ -150,6 +151,10 @@ fn facts(
         encodings: Vec::new(),
         map: None,
     })
+}
+
+fn is_variant(output: &TransformOutput) -> bool {
+    (output.image.as_ref()).is_some_and(|i| i.variant_of.is_some())
 }
 
 /// The CSS and JS files kiln did not load (their outputs carry a [`RecordedLink`]) whose record
@@ -164,12 +169,9 @@ pub fn stale(transformed: &Transformed, config: &Config) -> Vec<usize> {
     if stubs.is_empty() {
         return Vec::new();
     }
-    let content_of = |logical: &str| {
-        let i = assets
-            .binary_search_by(|a| a.logical.as_str().cmp(logical))
-            .ok()?;
-        Some(assets[i].hash.to_hex())
-    };
+    // Transformers never see image variants (they join the assets after the transform stage).
+    let variant: Vec<bool> = outputs.iter().map(is_variant).collect();
+    let content_of = |d: &str| dependency_hash(assets, d, |i| !variant[i]).map(|h| h.to_hex());
     let mut stale: BTreeSet<usize> = BTreeSet::new();
     for &i in &stubs {
         let prior = outputs[i].prior.as_deref().expect("a stub");

@@ -129,6 +129,36 @@ impl Asset {
     }
 }
 
+/// The [`TransformOutput::dependencies`] entry for a transform that checked whether the file
+/// `logical` is part of the build.
+pub fn probe(logical: &str) -> String {
+    format!("?{logical}")
+}
+
+/// What a [`TransformOutput::dependencies`] entry stands for among `assets` (sorted by logical
+/// path; `visible(i)` says whether `assets[i]` counts, as image variants do not for
+/// transformers): a file's content hash, or for a [`probe`] a hash of whether the file is there.
+/// None for a file that is not there.
+pub fn dependency_hash(
+    assets: &[Asset],
+    dependency: &str,
+    visible: impl Fn(usize) -> bool,
+) -> Option<blake3::Hash> {
+    let find = |logical: &str| {
+        (assets
+            .binary_search_by(|a| a.logical.as_str().cmp(logical))
+            .ok())
+        .filter(|&i| visible(i))
+    };
+    match dependency.strip_prefix('?') {
+        Some(logical) => Some(blake3::hash(match find(logical) {
+            Some(_) => b"kiln probe: present",
+            None => b"kiln probe: absent!",
+        })),
+        None => find(dependency).map(|i| assets[i].hash),
+    }
+}
+
 /// Size and modification time of a file, as the index compares them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
@@ -337,7 +367,9 @@ pub struct TransformOutput {
     /// The unit of the map's generated columns.
     pub map_columns: Columns,
     /// Logical paths of the other assets the transformer read (inlined `@import`s, an input
-    /// source map): the cache checks their contents too before reusing this output.
+    /// source map): the cache checks their contents too before reusing this output. An entry
+    /// `?<logical path>` ([`probe`]) says that whether that file is part of the build decided
+    /// something (a `url()` left as written because its target is missing), not its contents.
     pub dependencies: Vec<String>,
     /// Problems found; any error fails the asset.
     pub diagnostics: Vec<Diagnostic>,

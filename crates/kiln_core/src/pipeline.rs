@@ -115,24 +115,7 @@ fn run(
     let sources = Sources::of(&discovered);
 
     progress.start(sources.files);
-    let mut transformed = transform(discovered, config, transformers, cache.as_ref(), &|| {
-        progress.advance()
-    });
-    progress.finish();
-    // Files left unread whose records no longer hold: read and transform them after all.
-    loop {
-        let stale = stale(&transformed, config);
-        if stale.is_empty() {
-            break;
-        }
-        materialise(
-            &mut transformed,
-            &stale,
-            config,
-            transformers,
-            cache.as_ref(),
-        );
-    }
+    let transformed = transform_all(discovered, config, transformers, cache.as_ref(), progress);
     clock.lap("transform");
     let learned = index
         .as_ref()
@@ -157,6 +140,28 @@ fn run(
         memo.save(config, &written.emitted, &report);
     }
     Ok(report)
+}
+
+/// The transform stage, then the files left unread whose records no longer hold (see
+/// [`stale`]), read and transformed after all.
+fn transform_all(
+    discovered: crate::model::Discovered,
+    config: &Config,
+    transformers: &[&dyn Transformer],
+    cache: Option<&Cache>,
+    progress: &dyn Progress,
+) -> crate::model::Transformed {
+    let mut transformed = transform(discovered, config, transformers, cache, &|| {
+        progress.advance()
+    });
+    progress.finish();
+    loop {
+        let stale = stale(&transformed, config);
+        if stale.is_empty() {
+            return transformed;
+        }
+        materialise(&mut transformed, &stale, config, transformers, cache);
+    }
 }
 
 /// Emit, manifests and retiring old builds. From the first write to the last, the output

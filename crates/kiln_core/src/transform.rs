@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::diagnostic::Diagnostic;
 use crate::model::{
     Asset, AssetId, AssetKind, Discovered, ImageInfo, Known, Recorded, Stamp, TransformOutput,
-    Transformed, Variant,
+    Transformed, Variant, dependency_hash,
 };
 
 /// What a transformer is given.
@@ -225,12 +225,7 @@ impl Stage<'_> {
             cache,
         } = *self;
         // Content hashes, for cache keys and for checking cached outputs' dependencies.
-        let content_of = |logical: &str| -> Option<blake3::Hash> {
-            let i = assets
-                .binary_search_by(|a| a.logical.as_str().cmp(logical))
-                .ok()?;
-            Some(assets[i].hash)
-        };
+        let content_of = |dependency: &str| dependency_hash(assets, dependency, |_| true);
         // An output made while a file it read was not loaded is not this file's output: it is
         // made again (see `settle`) and never cached.
         let complete = |out: &TransformOutput| {

@@ -169,7 +169,12 @@ impl Transformer for CssTransformer {
 
         // Relative url()s in custom properties, which lightningcss would refuse to analyse.
         let sources = sheet.sources.clone();
-        let exists = |logical: &str| input.lookup(logical).is_some();
+        // Whether a file is there decides the output: the cache must know (see `probe`).
+        let probed = std::cell::RefCell::new(Vec::new());
+        let exists = |logical: &str| {
+            probed.borrow_mut().push(kiln_core::model::probe(logical));
+            input.lookup(logical).is_some()
+        };
         let mut custom =
             custom_urls::CustomPropertyUrls::new(&sources, input.config.public_path(), &exists);
         let _: Result<(), std::convert::Infallible> = sheet.visit(&mut custom);
@@ -306,6 +311,7 @@ impl Transformer for CssTransformer {
         let code = replace_placeholders(&printed.code, &ours);
         out.bytes = code.into_bytes().into();
         let mut dependencies = provider.read.lock().map(|r| r.clone()).unwrap_or_default();
+        dependencies.extend(probed.take());
         dependencies.sort();
         dependencies.dedup();
         out.dependencies = dependencies;

@@ -248,8 +248,14 @@ impl JsTransformer {
             let map_reference =
                 source_map_reference(&text, &comments, base, out.references.len(), &asset.logical)
                     .filter(|(_, _, r)| {
-                        matches!(classify(&r.specifier, &asset.logical, input.config.public_path()),
-                        Specifier::Internal { logical, .. } if input.lookup(&logical).is_some())
+                        match classify(&r.specifier, &asset.logical, input.config.public_path()) {
+                            Specifier::Internal { logical, .. } => {
+                                // Whether the map is there decides the output (see `probe`).
+                                out.dependencies.push(kiln_core::model::probe(&logical));
+                                input.lookup(&logical).is_some()
+                            }
+                            _ => false,
+                        }
                     });
             if let Some((lo, hi, reference)) = map_reference {
                 edits.push((lo, hi, reference.placeholder.clone()));
