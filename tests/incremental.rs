@@ -520,10 +520,7 @@ fn unchanged_stylesheets_are_not_read_again_and_what_they_depend_on_is_followed(
         ),
         ("js/lib.js", "export const n = 1;\n"),
     ];
-    for (name, text) in files {
-        std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
-        std::fs::write(src.join(name), text).unwrap();
-    }
+    write_files(&src, &files);
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     backdate_recent(&src, hour_ago);
     let out = dir.path().join("out");
@@ -580,27 +577,27 @@ fn unchanged_stylesheets_are_not_read_again_and_what_they_depend_on_is_followed(
 fn an_unread_file_edited_without_a_new_time_fails_the_build_when_it_is_needed() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    std::fs::create_dir_all(src.join("css")).unwrap();
-    std::fs::write(src.join("css/base.css"), ".base { margin: 0 }\n").unwrap();
-    std::fs::write(
-        src.join("css/app.css"),
-        "@import \"base.css\";\n.app { color: red }\n",
-    )
-    .unwrap();
+    write_files(
+        &src,
+        &[
+            ("css/base.css", ".base { margin: 0 }\n"),
+            (
+                "css/app.css",
+                "@import \"base.css\";\n.app { color: red }\n",
+            ),
+        ],
+    );
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     backdate_recent(&src, hour_ago);
     let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
     BUNDLE.with(|c| c.set(true));
     ok(builder(&src, &out, Some(&cache)).build());
     // Same size, same time, other bytes: the index's record of base.css still holds.
-    std::fs::write(src.join("css/base.css"), ".base { margin: 1 }\n").unwrap();
+    write_files(&src, &[("css/base.css", ".base { margin: 1 }\n")]);
     backdate_recent(&src, hour_ago);
     // app.css edited: inlining base.css needs its bytes, which are not the recorded ones.
-    std::fs::write(
-        src.join("css/app.css"),
-        "@import \"base.css\";\n.app { color: blue }\n",
-    )
-    .unwrap();
+    let app = "@import \"base.css\";\n.app { color: blue }\n";
+    write_files(&src, &[("css/app.css", app)]);
     backdate_recent(&src, hour_ago + std::time::Duration::from_secs(60));
     let Err(BuildError::Diagnostics(d)) = builder(&src, &out, Some(&cache)).build() else {
         panic!("the build succeeded");
@@ -618,18 +615,19 @@ fn an_unread_file_edited_without_a_new_time_fails_the_build_when_it_is_needed() 
 fn adding_or_removing_a_file_a_transform_looked_for_is_noticed() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src");
-    std::fs::create_dir_all(src.join("css")).unwrap();
-    std::fs::create_dir_all(src.join("js")).unwrap();
-    std::fs::write(
-        src.join("css/a.css"),
-        ".a { --bg: url(../img/later.svg); background: var(--bg) }\n",
-    )
-    .unwrap();
-    std::fs::write(
-        src.join("js/lib.js"),
-        "export const n = 1;\n//# sourceMappingURL=lib.js.map\n",
-    )
-    .unwrap();
+    write_files(
+        &src,
+        &[
+            (
+                "css/a.css",
+                ".a { --bg: url(../img/later.svg); background: var(--bg) }\n",
+            ),
+            (
+                "js/lib.js",
+                "export const n = 1;\n//# sourceMappingURL=lib.js.map\n",
+            ),
+        ],
+    );
     let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
     backdate_recent(&src, hour_ago);
     let (out, cache) = (dir.path().join("out"), dir.path().join("cache"));
@@ -654,10 +652,7 @@ fn adding_or_removing_a_file_a_transform_looked_for_is_noticed() {
         .enumerate()
     {
         match text {
-            Some(text) => {
-                std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
-                std::fs::write(src.join(name), text).unwrap();
-            }
+            Some(text) => write_files(&src, &[(name, text)]),
             None => std::fs::remove_file(src.join(name)).unwrap(),
         }
         backdate_recent(
@@ -672,5 +667,13 @@ fn adding_or_removing_a_file_a_transform_looked_for_is_noticed() {
             "after {} {name}",
             if text.is_some() { "adding" } else { "removing" }
         );
+    }
+}
+
+/// Writes each (logical path, text) under `src`, making folders as needed.
+fn write_files(src: &Path, files: &[(&str, &str)]) {
+    for (name, text) in files {
+        std::fs::create_dir_all(src.join(name).parent().unwrap()).unwrap();
+        std::fs::write(src.join(name), text).unwrap();
     }
 }
