@@ -267,11 +267,8 @@ impl Learned {
                         crate::integrity::sri(&a.bytes),
                     )),
                     Some(_) => return None,
-                    None if unread.transformer(a.kind).is_none()
-                        && unread.nothing_reads(&a.logical, a.size()) =>
-                    {
-                        None
-                    }
+                    // The first rule of `Unread`: a file nothing reads.
+                    None if unread.may_skip(&a.logical, a.kind, a.size(), None) => None,
                     None => return None,
                 };
                 Some(Reading {
