@@ -170,6 +170,15 @@ impl Diagnostic {
             let start = char_to_byte(text, self.column as usize - 1);
             let end =
                 char_to_byte(text, self.column as usize - 1 + self.span_len as usize).max(start);
+            // annotate-snippets shows a tab as four spaces but does not move the underline with
+            // it: expand the tabs here, and the range with them.
+            let tabs = |b: usize| 3 * text[..b].matches('\t').count();
+            let (text, start, end) = (
+                text.replace('\t', "    "),
+                start + tabs(start),
+                end + tabs(end),
+            );
+            let text = &text;
             // Very long lines (minified input) are cut to a window around the column.
             let (shown, start, end) = window(text, start, end);
             let level = match self.severity {
@@ -282,6 +291,17 @@ mod tests {
     fn whole_file_diagnostic_has_no_position() {
         let d = Diagnostic::warning("not-utf8", "a.css", "bad bytes");
         assert_eq!(d.render(), "a.css: warning: bad bytes\n");
+    }
+
+    #[test]
+    fn the_underline_is_under_the_column_after_tabs() {
+        let line = "\t\tconst u = new URL( x, import.meta.url );";
+        let d = Diagnostic::warning("x", "a.js", "computed").at(1, 22, Some(line));
+        let out = d.render();
+        let lines: Vec<&str> = out.lines().collect();
+        let shown = lines.iter().position(|l| l.contains("const u")).unwrap();
+        let at = |l: &str, s: &str| l.find(s).unwrap();
+        assert_eq!(at(lines[shown + 1], "-"), at(lines[shown], "x,"), "{out}");
     }
 
     #[test]

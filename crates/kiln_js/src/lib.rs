@@ -7,6 +7,7 @@
 //! Does no file I/O and never resolves relative URLs itself: the link stage does.
 
 mod refs;
+mod scan;
 mod targets;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,9 @@ pub struct JsTransformer {
     modules: GlobSet,
     scripts: GlobSet,
     aliases: BTreeMap<String, String>,
+    /// Whether unminified builds find references with [`scan`] before parsing (off only in the
+    /// tests that hold the scan to the parser's answers).
+    scan: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +87,7 @@ impl JsTransformer {
             modules: globs(&config.js.modules),
             scripts: globs(&config.js.scripts),
             aliases: config.js.aliases.clone(),
+            scan: true,
         })
     }
 
@@ -139,6 +144,13 @@ impl JsTransformer {
             out.bytes = asset.bytes.clone();
             return out;
         }
+        if !self.minify
+            && self.scan
+            && let Some(found) = scan::scan(&text)
+        {
+            self.splice_scanned(input, &text, found, &mut out);
+            return out;
+        }
         let cm: Lrc<SourceMap> = Default::default();
         let fm = cm.new_source_file(FileName::Custom(asset.logical.clone()).into(), text.clone());
         let comments = SingleThreadedComments::default();
@@ -186,7 +198,7 @@ impl JsTransformer {
             }
             out.diagnostics.push(
                 Diagnostic::warning("js-kept-as-written", &path, e.kind().msg().to_string())
-                    .at(loc.line as u32, loc.col_display as u32 + 1, Some(&text))
+                    .at(loc.line as u32, loc.col.0 as u32 + 1, Some(&text))
                     .with_help(help),
             );
             out.bytes = asset.bytes.clone();
@@ -197,7 +209,7 @@ impl JsTransformer {
             out.diagnostics.push(
                 Diagnostic::error("js-syntax", &path, e.kind().msg().to_string()).at(
                     loc.line as u32,
-                    loc.col_display as u32 + 1,
+                    loc.col.0 as u32 + 1,
                     Some(&text),
                 ),
             );
@@ -207,70 +219,37 @@ impl JsTransformer {
             return out;
         }
 
+        let base = fm.start_pos.0;
+        let map_comment = last_map_comment(&comments, base);
         let input_map = self.input_source_map(
             input,
-            &comments,
+            map_comment.as_ref().and_then(|(_, url)| url.clone()),
             &mut out.diagnostics,
             &mut out.dependencies,
         );
-        let salt = placeholder_salt(&asset.logical);
         let mut collector = refs::RefCollector {
             cm: cm.clone(),
             path: &path,
             text: &text,
-            aliases: &self.aliases,
-            salt,
-            references: Vec::new(),
+            refs: self.refs(&asset.logical),
             diagnostics: Vec::new(),
-            seen: BTreeMap::new(),
             spans: Vec::new(),
         };
         program.visit_mut_with(&mut collector);
-        out.references = collector.references;
+        out.references = collector.refs.references;
         out.diagnostics.extend(collector.diagnostics);
         if !self.minify {
             // Not re-printed: splice the placeholders into the original text, which keeps its
             // formatting, comments and (rewritten) `sourceMappingURL` byte for byte.
-            let base = fm.start_pos.0;
-            let mut edits: Vec<(usize, usize, String)> = collector
+            let edits = collector
                 .spans
                 .iter()
                 .map(|(span, ph, template)| {
                     let (lo, hi) = ((span.lo.0 - base) as usize, (span.hi.0 - base) as usize);
-                    match template {
-                        true => (lo, hi, format!("\"{ph}\"")),
-                        false => (lo + 1, hi - 1, ph.clone()),
-                    }
+                    splice_edit(lo, hi, ph, *template)
                 })
                 .collect();
-            // Only a map that is part of the build is rewritten (a dangling one is left as
-            // written, as the minified build does, instead of failing a strict build).
-            let map_reference =
-                source_map_reference(&text, &comments, base, out.references.len(), &asset.logical)
-                    .filter(|(_, _, r)| {
-                        match classify(&r.specifier, &asset.logical, input.config.public_path()) {
-                            Specifier::Internal { logical, .. } => {
-                                // Whether the map is there decides the output (see `probe`).
-                                out.dependencies.push(kiln_core::model::probe(&logical));
-                                input.lookup(&logical).is_some()
-                            }
-                            _ => false,
-                        }
-                    });
-            if let Some((lo, hi, reference)) = map_reference {
-                edits.push((lo, hi, reference.placeholder.clone()));
-                out.references.push(reference);
-            }
-            edits.sort();
-            let mut code = String::with_capacity(text.len() + edits.len() * 24);
-            let mut last = 0;
-            for (lo, hi, placeholder) in edits {
-                code.push_str(&text[last..lo]);
-                code.push_str(&placeholder);
-                last = hi;
-            }
-            code.push_str(&text[last..]);
-            out.bytes = code.into_bytes().into();
+            splice(input, &text, edits, map_comment.map(|(r, _)| r), &mut out);
             return out;
         }
 
@@ -339,14 +318,14 @@ impl JsTransformer {
     fn input_source_map(
         &self,
         input: &TransformInput<'_>,
-        comments: &SingleThreadedComments,
+        url: Option<String>,
         diagnostics: &mut Vec<Diagnostic>,
         dependencies: &mut Vec<String>,
     ) -> Option<swc_sourcemap::SourceMap> {
         if !self.source_maps {
             return None;
         }
-        let url = source_mapping_url(comments)?;
+        let url = url?;
         let logical = &input.asset.logical;
         let (bytes, map_logical) = if let Some(data) = url.strip_prefix("data:") {
             let (_, b64) = data.split_once(";base64,")?;
@@ -396,6 +375,118 @@ impl JsTransformer {
     }
 }
 
+impl JsTransformer {
+    fn refs(&self, logical: &str) -> refs::Refs<'_> {
+        refs::Refs {
+            aliases: &self.aliases,
+            salt: placeholder_salt(logical),
+            references: Vec::new(),
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// The unminified output from what [`scan::scan`] found, as the parsed path makes it.
+    fn splice_scanned(
+        &self,
+        input: &TransformInput<'_>,
+        text: &str,
+        found: scan::Scan,
+        out: &mut TransformOutput,
+    ) {
+        let map_url = found
+            .map_comment
+            .and_then(|(_, (lo, hi))| map_url(&text[lo..hi]));
+        // Called for its warnings and dependencies: the input's map stays in charge.
+        self.input_source_map(input, map_url, &mut out.diagnostics, &mut out.dependencies);
+        let mut refs = self.refs(&input.asset.logical);
+        let mut position = Position::default();
+        let mut edits = Vec::with_capacity(found.found.len());
+        for f in &found.found {
+            let (line, column) = position.of(text, f.lo);
+            if let Some(ph) = refs.add(&f.spec, line, column, f.kind) {
+                edits.push(splice_edit(f.lo, f.hi, &ph, f.template));
+            }
+        }
+        out.references = refs.references;
+        splice(
+            input,
+            text,
+            edits,
+            found.map_comment.map(|(range, _)| range),
+            out,
+        );
+    }
+}
+
+/// 1-based line and column (in characters) of byte offsets met in increasing order.
+#[derive(Default)]
+struct Position {
+    at: usize,
+    line: u32,
+    line_start: usize,
+}
+
+impl Position {
+    fn of(&mut self, text: &str, offset: usize) -> (u32, u32) {
+        for (i, _) in text[self.at..offset].match_indices('\n') {
+            self.line += 1;
+            self.line_start = self.at + i + 1;
+        }
+        self.at = offset;
+        let column = text[self.line_start..offset].chars().count() as u32;
+        (self.line + 1, column + 1)
+    }
+}
+
+/// The edit that puts `placeholder` in place of the literal at `lo..hi` (quotes included): inside
+/// a string's quotes, or instead of a whole template literal, as a double-quoted string.
+fn splice_edit(lo: usize, hi: usize, placeholder: &str, template: bool) -> (usize, usize, String) {
+    match template {
+        true => (lo, hi, format!("\"{placeholder}\"")),
+        false => (lo + 1, hi - 1, placeholder.to_owned()),
+    }
+}
+
+/// Unminified output: the placeholders spliced into the original text, which keeps its
+/// formatting, comments and (rewritten) `sourceMappingURL` byte for byte.
+fn splice(
+    input: &TransformInput<'_>,
+    text: &str,
+    mut edits: Vec<(usize, usize, String)>,
+    map_comment: Option<(usize, usize)>,
+    out: &mut TransformOutput,
+) {
+    let logical = &input.asset.logical;
+    // Only a map that is part of the build is rewritten (a dangling one is left as written, as
+    // the minified build does, instead of failing a strict build).
+    let map_reference = map_comment
+        .and_then(|range| source_map_reference(text, range, out.references.len(), logical))
+        .filter(|(_, _, r)| {
+            match classify(&r.specifier, logical, input.config.public_path()) {
+                Specifier::Internal { logical, .. } => {
+                    // Whether the map is there decides the output (see `probe`).
+                    out.dependencies.push(kiln_core::model::probe(&logical));
+                    input.lookup(&logical).is_some()
+                }
+                _ => false,
+            }
+        });
+    if let Some((lo, hi, reference)) = map_reference {
+        edits.push((lo, hi, reference.placeholder.clone()));
+        out.references.push(reference);
+    }
+    edits.sort();
+    let mut code = String::with_capacity(text.len() + edits.len() * 24);
+    let mut last = 0;
+    for (lo, hi, placeholder) in edits {
+        code.push_str(&text[last..lo]);
+        code.push_str(&placeholder);
+        last = hi;
+    }
+    code.push_str(&text[last..]);
+    out.bytes = code.into_bytes().into();
+}
+
 /// Whether `text` can contain a reference kiln rewrites: an `import` keyword (a static or dynamic
 /// import, or `import.meta` of a `new URL(..., import.meta.url)`), an `export` keyword with a
 /// `from` somewhere, or a `sourceMappingURL`. A cheap superset filter that lets unminified builds
@@ -420,27 +511,15 @@ fn has_keyword(text: &str, word: &str, next: &[u8]) -> bool {
     })
 }
 
-/// The URL of the last `sourceMappingURL` comment as a `Raw` reference, with its byte range in
-/// `text`, for unminified output that keeps the input's own map. `data:` URLs are left alone.
+/// The URL of the `sourceMappingURL` comment at byte range `comment` of `text` as a `Raw`
+/// reference, with the URL's byte range, for unminified output that keeps the input's own map.
+/// `data:` URLs are left alone.
 fn source_map_reference(
     text: &str,
-    comments: &SingleThreadedComments,
-    base: u32,
+    (lo, hi): (usize, usize),
     ordinal: usize,
     logical: &str,
 ) -> Option<(usize, usize, kiln_core::Reference)> {
-    let (leading, trailing) = comments.borrow_all();
-    let comment = leading
-        .values()
-        .chain(trailing.values())
-        .flatten()
-        .filter(|c| is_source_map_comment(c))
-        .max_by_key(|c| c.span.lo)?
-        .clone();
-    let (lo, hi) = (
-        (comment.span.lo.0 - base) as usize,
-        (comment.span.hi.0 - base) as usize,
-    );
     let slice = &text[lo..hi];
     let start = lo + slice.find("sourceMappingURL=")? + "sourceMappingURL=".len();
     let url_len = text[start..hi]
@@ -539,8 +618,12 @@ fn drop_source_map_comments(comments: &SingleThreadedComments) {
     }
 }
 
-/// The last `sourceMappingURL` in the file's comments.
-fn source_mapping_url(comments: &SingleThreadedComments) -> Option<String> {
+/// The last `sourceMappingURL` comment of the file: its byte range in the text (from `base`) and
+/// its URL.
+fn last_map_comment(
+    comments: &SingleThreadedComments,
+    base: u32,
+) -> Option<((usize, usize), Option<String>)> {
     let (leading, trailing) = comments.borrow_all();
     leading
         .values()
@@ -549,14 +632,15 @@ fn source_mapping_url(comments: &SingleThreadedComments) -> Option<String> {
         .filter(|c| is_source_map_comment(c))
         .max_by_key(|c| c.span.lo)
         .map(|c| {
-            c.text
-                .trim()
-                .split_once('=')
-                .map_or("", |(_, u)| u)
-                .trim()
-                .to_owned()
+            let range = ((c.span.lo.0 - base) as usize, (c.span.hi.0 - base) as usize);
+            (range, map_url(&c.text))
         })
-        .filter(|u| !u.is_empty())
+}
+
+/// The URL of a `sourceMappingURL` comment's text (its delimiters excluded).
+fn map_url(comment: &str) -> Option<String> {
+    let url = comment.trim().split_once('=').map_or("", |(_, u)| u).trim();
+    (!url.is_empty()).then(|| url.to_owned())
 }
 
 /// A `sources` entry of a map at logical folder `dir`, as a logical path when it stays inside the
@@ -874,5 +958,230 @@ mod unminified {
         let out = run(code);
         assert!(!out.failed(), "not parsed, so no syntax error");
         assert_eq!(&out.bytes[..], code.as_bytes());
+    }
+}
+
+/// The scan ([`scan::scan`]) held to the tree walk: wherever it answers, the unminified output,
+/// references, diagnostics and dependencies are the parser's, byte for byte.
+#[cfg(test)]
+mod scanned {
+    use super::*;
+    use kiln_core::Asset;
+    use proptest::prelude::*;
+
+    /// Transforms `js/a.js` (`a.mjs` as a module) unminified with the scan on and off, with a
+    /// `js/a.js.map` in the build; returns both outputs and whether the scan answered.
+    fn both(logical: &str, code: &str) -> (TransformOutput, TransformOutput, bool) {
+        let mut config = Config::default();
+        config.minify = false;
+        let all = vec![
+            Asset::from_bytes(logical, code.as_bytes().to_vec()),
+            Asset::from_bytes(
+                "js/a.js.map",
+                &br#"{"version":3,"sources":[],"names":[],"mappings":""}"#[..],
+            ),
+        ];
+        let input = TransformInput {
+            asset: &all[0],
+            all: &all,
+            config: &config,
+        };
+        let mut t = JsTransformer::new(&config).unwrap();
+        let scanned = t.transform(&input);
+        t.scan = false;
+        let parsed = t.transform(&input);
+        (scanned, parsed, scan::scan(code).is_some())
+    }
+
+    /// Whether the scan answered for `code`, panicking where its answer is not the parser's
+    /// (when the parser accepts the code).
+    #[track_caller]
+    fn agrees(logical: &str, code: &str) -> bool {
+        compared(logical, code).unwrap_or_else(|| scan::scan(code).is_some())
+    }
+
+    /// As [`agrees`]; `None` when the parser rejects the code (nothing to compare with).
+    #[track_caller]
+    fn compared(logical: &str, code: &str) -> Option<bool> {
+        let (scanned, parsed, answered) = both(logical, code);
+        if parsed.failed() {
+            return None;
+        }
+        let text = |o: &TransformOutput| String::from_utf8_lossy(&o.bytes).into_owned();
+        assert_eq!(text(&scanned), text(&parsed), "output of {code:?}");
+        assert_eq!(
+            scanned.references, parsed.references,
+            "references of {code:?}"
+        );
+        let codes = |o: &TransformOutput| {
+            o.diagnostics
+                .iter()
+                .map(|d| (d.code.to_string(), d.line, d.column))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(&scanned), codes(&parsed), "diagnostics of {code:?}");
+        assert_eq!(
+            scanned.dependencies, parsed.dependencies,
+            "dependencies of {code:?}"
+        );
+        Some(answered)
+    }
+
+    #[test]
+    fn the_scan_answers_for_ordinary_modules_as_the_parser_does() {
+        for code in [
+            "import a from './a.js'; import * as b from \"./b.js\"; import {c as d, 'e-f' as g} from './c.js';\nimport './side.js'; import x, {y} from './xy.js'; import from from './from.js';\nexport * from './all.js'; export * as ns from \"./ns.js\"; export {e} from './e.js'; export { a, b as bb };\nexport const z = 1; export default function () {}\n",
+            "const l = () => import('./lazy.js'); const t = import(`./tpl.js`);\nconst u = new URL('./img.png', import.meta.url); new Worker(new URL(\"./w.js\", import.meta.url), { type: 'module' });\nimport('./m.js', { with: { type: 'json' } });\n",
+            "\t\timport a from './tabbed.js';\r\n\tconst ñ = 'ü'; /* ☃ */ const\u{a0}v = import(\"./after-unicode.js\");\u{2028}import('./after-ls.js');\n",
+            "const re = /import('.\\/no.js')[/'\"`]/g; const q = a / b / c; if (x) /re'/.test(y);\nconst d = (a + b) / 2; const s = \"import('./no.js') // not a comment\";\n// import './commented.js'\n/* export * from './commented.js' */\nconst tq = `import('./no.js')`; const tp = `a ${b + `n ${import('./nested.js')}`} c`;\n",
+            "const o = { import: 1, export: 2 }; obj.import('./not.js'); x = a++ / 2; i--;\nfor (const v of list) { /x/.test(v); }\nfunction f() { return /re\\/[/]/g; }\nconst c = a.b / c[d] / 4; const z = (x) => x / 2; if (a) { b(); } /re/.exec(c);\nclass C { #p = 1; get p() { return this.#p / 2; } static { this.q = {} } }\nconst arr = [1, 2] / 3; const half = (1) / (2); let v = typeof /x/ === 'object';\nwhile (i--) /a/.test(s); x = y\n/re/g.exec(z);\nconst obj = { a: { b: 1 } / 2 };\n",
+            "import('./cond.js').then((m) => m.default); const w = await import('./await.js');\n//# sourceMappingURL=a.js.map\n",
+            "#!/usr/bin/env node\nimport './shebang.js';\n/*# sourceMappingURL=a.js.map */\n",
+            "const ty = `${\"`\"}`; import('./after-template.js'); const tz = \"`\";\n",
+            "import './missing-map.js';\n//# sourceMappingURL=gone.js.map\n",
+        ] {
+            assert!(agrees("js/a.js", code), "the scan gave up on {code:?}");
+        }
+    }
+
+    #[test]
+    fn the_scan_leaves_to_the_parser_what_it_would_have_to_guess() {
+        for code in [
+            // Computed specifiers: the parser reports them.
+            "const n = 'x';\nimport(n);\n",
+            "const u = new URL(base + 'x.png', import.meta.url);\n",
+            "console.log(import.meta.url);\n",
+            // Escapes in a specifier, a template with a substitution.
+            "import './e\\u0073.js';\n",
+            "import(`./${name}.js`);\n",
+            // What cannot be told apart without the grammar, or is broken.
+            "x = 1 /* left open\n",
+            "const s = 'left open\n",
+            "if (a) {\n",
+            "<!-- html comment\nimport('./a.js');\n",
+            // A division read as a regular expression runs into the line end.
+            "const of = 4; import('./a.js'); x = of / 2;\n",
+        ] {
+            assert!(!agrees("js/a.js", code), "the scan answered for {code:?}");
+        }
+    }
+
+    /// Statements mixing every kind of token the scan must skip with references of every form;
+    /// `{n}` becomes the fragment's index, so declarations never clash.
+    const FRAGMENTS: &[&str] = &[
+        "import a{n} from './a.js';",
+        "import {b as c{n}, d as d{n}} from \"./b.js\";",
+        "import * as ns{n} from './ns.js';",
+        "import './side.js';",
+        "export * from './all.js';",
+        "export * as all{n} from \"./all2.js\";",
+        "export {e as e{n}} from './e.js';",
+        "export const k{n} = 1;",
+        "const l{n} = () => import('./lazy.js');",
+        "const t{n} = import(`./tpl.js`);",
+        "const u{n} = new URL('./img.png', import.meta.url);",
+        "new Worker(new URL(\"./w.js\", import.meta.url), { type: 'module' });",
+        "const r{n} = /import('.\\/x.js')/g;",
+        "const q{n} = /[\"'`/]/.test(s);",
+        "const m{n} = a / b / c;",
+        "if (x) /re'/.test(y);",
+        "const d{n} = (a + b) / 2;",
+        "const s{n} = \"import('./no.js') // not a comment\";",
+        "const s{n} = 'export * from \\'./no.js\\'';",
+        "// import './commented.js'\n",
+        "/* export * from './commented.js' */",
+        "const tp{n} = `a ${b + `nested ${import('./nested.js')}`} c`;",
+        "const tq{n} = `import('./in-template.js')`;",
+        "const o{n} = { import: 1, export: { x: 2 } };",
+        "obj.import('./not.js');",
+        "x = a++ / 2;",
+        "for (const v of list) { /x/.test(v); }",
+        "function f{n}() { return /re\\/[/]/g; }",
+        "class C{n} { #p = 1; get p() { return this.#p / 2; } }",
+        "const z{n} = (x) => x / 2;",
+        "if (a) { b(); } /re/.exec(c);",
+        "const arr{n} = [1, 2] / 3;",
+        "let v{n} = typeof /x/ === 'object';",
+        "while (i--) /a/.test(s);",
+        "const w{n} = await import('./await.js');",
+        "const lic{n} = 1; /*! keep */",
+        "import(\"./cond.js\").then((m) => m.default);",
+        "const ñ{n} = 'ü'; /* ☃ */",
+        "//# sourceMappingURL=a.js.map\n",
+        "import(name{n});",
+        "label{n}: { break label{n}; }",
+        "const obj{n} = { a: { b: 1 } / 2 };",
+        "x = y\n/re/g.exec(z);",
+        "const ty{n} = `${\"`\"}`;",
+        "const bq{n} = \"`\";",
+    ];
+
+    const SEPARATORS: &[&str] = &["\n", " ", "\t", "\r\n", "\u{a0}", "\n\t\t", ""];
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn wherever_the_scan_answers_it_agrees_with_the_parser(
+            parts in prop::collection::vec((0..FRAGMENTS.len(), 0..SEPARATORS.len()), 1..12),
+            module in any::<bool>(),
+        ) {
+            let code: String = parts
+                .iter()
+                .enumerate()
+                .map(|(n, &(f, s))| FRAGMENTS[f].replace("{n}", &n.to_string()) + SEPARATORS[s])
+                .collect();
+            agrees(if module { "js/a.mjs" } else { "js/a.js" }, &code);
+        }
+    }
+
+    /// Holds the scan to the parser on every JavaScript file under `KILN_SCAN_CORPUS`:
+    /// `KILN_SCAN_CORPUS=DIR cargo test -p kiln_js --release -- --ignored scan_agrees`.
+    #[test]
+    #[ignore = "needs a corpus of JavaScript: KILN_SCAN_CORPUS=DIR"]
+    fn scan_agrees_with_the_parser_on_a_corpus() {
+        let root = std::path::PathBuf::from(std::env::var("KILN_SCAN_CORPUS").unwrap());
+        let mut stack = vec![root.clone()];
+        let (mut files, mut answered, mut rejected) = (0, 0, 0);
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let name = path.to_string_lossy().into_owned();
+                if !(name.ends_with(".js") || name.ends_with(".mjs")) {
+                    continue;
+                }
+                let Ok(code) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                if !could_reference(&code) {
+                    continue;
+                }
+                files += 1;
+                let logical = path.strip_prefix(&root).unwrap().to_string_lossy();
+                let logical = if logical.ends_with(".mjs") {
+                    "js/a.mjs"
+                } else {
+                    "js/a.js"
+                };
+                match compared(logical, &code) {
+                    Some(true) => answered += 1,
+                    Some(false) => eprintln!("parsed: {name}"),
+                    None => {
+                        rejected += 1;
+                        eprintln!("rejected by the parser: {name}");
+                    }
+                }
+            }
+        }
+        eprintln!(
+            "{files} files that could reference anything: the scan answered {answered} as the parser \
+             did, left {} to the parser; the parser rejected {rejected}",
+            files - answered - rejected
+        );
+        assert!(files > 0);
     }
 }

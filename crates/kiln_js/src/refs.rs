@@ -16,19 +16,60 @@ use swc_core::ecma::ast::{
 };
 use swc_core::ecma::visit::{VisitMut, VisitMutWith};
 
+/// The references of one file, one placeholder per distinct specifier (so the minifier can
+/// still merge two imports of the same module). Shared by the tree walk and the scan.
+pub struct Refs<'a> {
+    pub aliases: &'a BTreeMap<String, String>,
+    /// A short digest of the asset's logical path, making placeholders unique across files.
+    pub salt: String,
+    pub references: Vec<Reference>,
+    /// Index into `references` by specifier.
+    pub seen: BTreeMap<String, usize>,
+}
+
+impl Refs<'_> {
+    /// Records `spec`, whose literal opens at 1-based `line`:`column` (its quote), and returns
+    /// the placeholder to put in its place, or None to leave the string as it is (an unmapped
+    /// bare specifier).
+    pub fn add(&mut self, spec: &str, line: u32, column: u32, kind: RefKind) -> Option<String> {
+        let target = if is_bare(spec) {
+            Some(self.aliases.get(spec)?.clone())
+        } else {
+            None
+        };
+        if let Some(&i) = self.seen.get(spec) {
+            let existing = &mut self.references[i];
+            // A module both imported and import()ed is a static import (it loads eagerly anyway).
+            if kind == RefKind::Import {
+                existing.kind = RefKind::Import;
+            }
+            return Some(existing.placeholder.clone());
+        }
+        self.seen.insert(spec.to_owned(), self.references.len());
+        let placeholder = format!("__kiln_{}_{}__", self.salt, self.references.len());
+        self.references.push(Reference {
+            placeholder: placeholder.clone(),
+            specifier: spec.to_owned(),
+            syntax: RefSyntax::JsString,
+            kind,
+            target,
+            from: None,
+            optional: false,
+            line,
+            // The literal's position is its quote's; point at the specifier itself.
+            column: column + 1,
+        });
+        Some(placeholder)
+    }
+}
+
 /// Replaces specifiers with placeholders, collecting the references and warnings.
 pub struct RefCollector<'a> {
     pub cm: Lrc<SourceMap>,
     pub path: &'a str,
     pub text: &'a str,
-    pub aliases: &'a BTreeMap<String, String>,
-    /// A short digest of the asset's logical path, making placeholders unique across files.
-    pub salt: String,
-    pub references: Vec<Reference>,
+    pub refs: Refs<'a>,
     pub diagnostics: Vec<Diagnostic>,
-    /// Index into `references` by specifier: one placeholder per distinct specifier, so the
-    /// minifier can still merge two imports of the same module.
-    pub seen: BTreeMap<String, usize>,
     /// Every replaced literal's span (quotes included) and its placeholder, for splicing the
     /// placeholders into the original text when the code is not re-printed (`--no-minify`).
     /// The flag is true for a template literal, whose whole span (backticks included) is replaced
@@ -49,41 +90,13 @@ fn is_bare(spec: &str) -> bool {
 impl RefCollector<'_> {
     fn position(&self, span: Span) -> (u32, u32) {
         let loc = self.cm.lookup_char_pos(span.lo);
-        (loc.line as u32, loc.col_display as u32 + 1)
+        // Columns count characters (a tab is one), as every other diagnostic's do.
+        (loc.line as u32, loc.col.0 as u32 + 1)
     }
 
-    /// Records `spec` (at `span`) and returns the placeholder to put in its place, or None to
-    /// leave the string as it is (an unmapped bare specifier).
     fn reference(&mut self, spec: &str, span: Span, kind: RefKind) -> Option<String> {
-        let target = if is_bare(spec) {
-            Some(self.aliases.get(spec)?.clone())
-        } else {
-            None
-        };
-        if let Some(&i) = self.seen.get(spec) {
-            let existing = &mut self.references[i];
-            // A module both imported and import()ed is a static import (it loads eagerly anyway).
-            if kind == RefKind::Import {
-                existing.kind = RefKind::Import;
-            }
-            return Some(existing.placeholder.clone());
-        }
-        self.seen.insert(spec.to_owned(), self.references.len());
-        let placeholder = format!("__kiln_{}_{}__", self.salt, self.references.len());
-        // The string literal's span includes its quotes; point at the specifier itself.
         let (line, column) = self.position(span);
-        self.references.push(Reference {
-            placeholder: placeholder.clone(),
-            specifier: spec.to_owned(),
-            syntax: RefSyntax::JsString,
-            kind,
-            target,
-            from: None,
-            optional: false,
-            line,
-            column: column + 1,
-        });
-        Some(placeholder)
+        self.refs.add(spec, line, column, kind)
     }
 
     fn rewrite_str(&mut self, s: &mut Str, kind: RefKind) {
