@@ -25,11 +25,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// (the source's at discovery): a file saved again during the build fails the copy instead of
 /// publishing bytes that do not match their fingerprint.
 pub(crate) fn copy_atomic(from: &Path, to: &Path, blake3_hex: &str) -> std::io::Result<()> {
-    let dir = to.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)?;
+    let mut tmp = temp_beside(to)?;
     let mut source = std::fs::File::open(from)?;
     std::io::copy(&mut source, tmp.as_file_mut())?;
     let mut copy = std::fs::File::open(tmp.path())?;
@@ -73,12 +69,22 @@ pub(crate) fn prepare_durable(
     prepare(path, bytes, true)
 }
 
-fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile::NamedTempFile> {
+/// A temporary file in `path`'s folder, creating the folder only when it is not there (most
+/// are: trying first saves a `mkdir` and a `stat` per file written).
+fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)?;
+    let temp = || tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir);
+    match temp() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            temp()
+        }
+        other => other,
+    }
+}
+
+fn prepare(path: &Path, bytes: &[u8], durable: bool) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut tmp = temp_beside(path)?;
     // Through the File: NamedTempFile's own Write names the temporary path in its errors, which
     // no user needs to see.
     tmp.as_file_mut().write_all(bytes)?;
