@@ -17,6 +17,13 @@ use kiln::{BuildError, Builder, Config, ConfigError, ManifestFormat};
 #[cfg(feature = "deploy")]
 mod cli_deploy;
 
+/// jemalloc: the minify task's CPU is 0.8x of glibc malloc's, and a cold build of the benchmark
+/// corpus peaks lower (docs/benchmarks.md, "The allocator"). The library leaves the choice to the
+/// program that links it.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "kiln",

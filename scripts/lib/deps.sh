@@ -24,6 +24,8 @@ ensure_build_deps() {
   command -v nasm >/dev/null || apt_install nasm
   # mozjpeg and libwebp are C, compiled by the cc crate.
   command -v cc >/dev/null || apt_install gcc libc6-dev
+  # The binary's allocator, jemalloc, is built by its configure script and make.
+  command -v make >/dev/null || apt_install make
 }
 
 # End-to-end tools for tests/serving.rs, all under target/e2e (gitignored, reused between runs).

@@ -73,7 +73,11 @@ pub(crate) fn prepare_durable(
 /// are: trying first saves a `mkdir` and a `stat` per file written).
 fn temp_beside(path: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temp = || tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir);
+    let temp = || {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(dir)
+    };
     match temp() {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir)?;
