@@ -167,6 +167,17 @@ impl JsTransformer {
             Some(&comments),
         );
         let mut parser = Parser::new_from(lexer);
+        // swc drops a byte-order mark from its copy of the text (`decode_utf8` dropped one before):
+        // positions in `text` are 3 bytes further on when it starts with a second.
+        let bom = if text.starts_with('\u{feff}') { 3 } else { 0 };
+        let start = i64::from(fm.start_pos.0);
+        let offset = |pos: swc_core::common::BytePos| {
+            let o = (i64::from(pos.0) - start + bom).clamp(0, text.len() as i64) as usize;
+            (0..=o)
+                .rev()
+                .find(|&o| text.is_char_boundary(o))
+                .unwrap_or(0)
+        };
         let parsed = match self.mode(&asset.logical) {
             Mode::Module => parser.parse_module().map(Program::Module),
             Mode::Script => parser.parse_script().map(Program::Script),
@@ -191,25 +202,25 @@ impl JsTransformer {
             && matches!(&parsed, Ok(Program::Script(_)))
         {
             let e = &errors[0];
-            let loc = cm.lookup_char_pos(e.span().lo);
+            let (line, column) = line_col(&text, offset(e.span().lo));
             let mut help = "browsers accept a function declared as the body of an `if` in a classic script (Annex B), but kiln's minifier does not; the file is shipped as written, not minified. Wrap the function in braces to have it minified".to_owned();
             if could_reference(&text) {
                 help.push_str("; its imports and URLs are not rewritten either");
             }
             out.diagnostics.push(
                 Diagnostic::warning("js-kept-as-written", &path, e.kind().msg().to_string())
-                    .at(loc.line as u32, loc.col.0 as u32 + 1, Some(&text))
+                    .at(line, column, Some(&text))
                     .with_help(help),
             );
             out.bytes = asset.bytes.clone();
             return out;
         }
         for e in &errors {
-            let loc = cm.lookup_char_pos(e.span().lo);
+            let (line, column) = line_col(&text, offset(e.span().lo));
             out.diagnostics.push(
                 Diagnostic::error("js-syntax", &path, e.kind().msg().to_string()).at(
-                    loc.line as u32,
-                    loc.col.0 as u32 + 1,
+                    line,
+                    column,
                     Some(&text),
                 ),
             );
@@ -219,8 +230,7 @@ impl JsTransformer {
             return out;
         }
 
-        let base = fm.start_pos.0;
-        let map_comment = last_map_comment(&comments, base);
+        let map_comment = last_map_comment(&comments, &offset);
         let input_map = self.input_source_map(
             input,
             map_comment.as_ref().and_then(|(_, url)| url.clone()),
@@ -228,28 +238,25 @@ impl JsTransformer {
             &mut out.dependencies,
         );
         let mut collector = refs::RefCollector {
-            cm: cm.clone(),
             path: &path,
             text: &text,
+            offset: &offset,
             refs: self.refs(&asset.logical),
             diagnostics: Vec::new(),
-            spans: Vec::new(),
+            found: Vec::new(),
         };
         program.visit_mut_with(&mut collector);
         out.references = collector.refs.references;
         out.diagnostics.extend(collector.diagnostics);
         if !self.minify {
             // Not re-printed: splice the placeholders into the original text, which keeps its
-            // formatting, comments and (rewritten) `sourceMappingURL` byte for byte.
-            let edits = collector
-                .spans
-                .iter()
-                .map(|(span, ph, template)| {
-                    let (lo, hi) = ((span.lo.0 - base) as usize, (span.hi.0 - base) as usize);
-                    splice_edit(lo, hi, ph, *template)
-                })
-                .collect();
-            splice(input, &text, edits, map_comment.map(|(r, _)| r), &mut out);
+            // formatting, comments and (rewritten) `sourceMappingURL` byte for byte; numbered in
+            // source order, as the scan numbers them (the tree's order differs: a class's body
+            // before its `extends`, a `do` loop's test before its body).
+            let mut found = collector.found;
+            found.sort_by_key(|f| f.lo);
+            found.dedup_by_key(|f| f.lo);
+            self.splice_found(input, &text, &found, map_comment.map(|(r, _)| r), &mut out);
             return out;
         }
 
@@ -398,24 +405,37 @@ impl JsTransformer {
             .and_then(|(_, (lo, hi))| map_url(&text[lo..hi]));
         // Called for its warnings and dependencies: the input's map stays in charge.
         self.input_source_map(input, map_url, &mut out.diagnostics, &mut out.dependencies);
+        let map_comment = found.map_comment.map(|(range, _)| range);
+        self.splice_found(input, text, &found.found, map_comment, out);
+    }
+
+    /// Numbers `found` (in source order) into placeholders and splices them into `text`.
+    fn splice_found(
+        &self,
+        input: &TransformInput<'_>,
+        text: &str,
+        found: &[scan::Found],
+        map_comment: Option<(usize, usize)>,
+        out: &mut TransformOutput,
+    ) {
         let mut refs = self.refs(&input.asset.logical);
         let mut position = Position::default();
-        let mut edits = Vec::with_capacity(found.found.len());
-        for f in &found.found {
+        let mut edits = Vec::with_capacity(found.len());
+        for f in found {
             let (line, column) = position.of(text, f.lo);
             if let Some(ph) = refs.add(&f.spec, line, column, f.kind) {
                 edits.push(splice_edit(f.lo, f.hi, &ph, f.template));
             }
         }
         out.references = refs.references;
-        splice(
-            input,
-            text,
-            edits,
-            found.map_comment.map(|(range, _)| range),
-            out,
-        );
+        splice(input, text, edits, map_comment, out);
     }
+}
+
+/// The 1-based line and column (in characters; lines end at `\n`, as the code frame's do) of
+/// byte `offset` in `text`.
+fn line_col(text: &str, offset: usize) -> (u32, u32) {
+    Position::default().of(text, offset)
 }
 
 /// 1-based line and column (in characters) of byte offsets met in increasing order.
@@ -506,7 +526,7 @@ fn has_keyword(text: &str, word: &str, next: &[u8]) -> bool {
         let after = text[i + word.len()..].chars().next();
         !before.is_some_and(|c| name(c) || c == '.')
             && after.is_some_and(|c| {
-                c.is_whitespace() || c == '\u{feff}' || (c.is_ascii() && next.contains(&(c as u8)))
+                scan::is_unicode_space(c) || (c.is_ascii() && next.contains(&(c as u8)))
             })
     })
 }
@@ -622,7 +642,7 @@ fn drop_source_map_comments(comments: &SingleThreadedComments) {
 /// its URL.
 fn last_map_comment(
     comments: &SingleThreadedComments,
-    base: u32,
+    offset: &dyn Fn(swc_core::common::BytePos) -> usize,
 ) -> Option<((usize, usize), Option<String>)> {
     let (leading, trailing) = comments.borrow_all();
     leading
@@ -632,7 +652,7 @@ fn last_map_comment(
         .filter(|c| is_source_map_comment(c))
         .max_by_key(|c| c.span.lo)
         .map(|c| {
-            let range = ((c.span.lo.0 - base) as usize, (c.span.hi.0 - base) as usize);
+            let range = (offset(c.span.lo), offset(c.span.hi));
             (range, map_url(&c.text))
         })
 }
@@ -1034,13 +1054,79 @@ mod scanned {
             "const l = () => import('./lazy.js'); const t = import(`./tpl.js`);\nconst u = new URL('./img.png', import.meta.url); new Worker(new URL(\"./w.js\", import.meta.url), { type: 'module' });\nimport('./m.js', { with: { type: 'json' } });\n",
             "\t\timport a from './tabbed.js';\r\n\tconst ñ = 'ü'; /* ☃ */ const\u{a0}v = import(\"./after-unicode.js\");\u{2028}import('./after-ls.js');\n",
             "const re = /import('.\\/no.js')[/'\"`]/g; const q = a / b / c; if (x) /re'/.test(y);\nconst d = (a + b) / 2; const s = \"import('./no.js') // not a comment\";\n// import './commented.js'\n/* export * from './commented.js' */\nconst tq = `import('./no.js')`; const tp = `a ${b + `n ${import('./nested.js')}`} c`;\n",
-            "const o = { import: 1, export: 2 }; obj.import('./not.js'); x = a++ / 2; i--;\nfor (const v of list) { /x/.test(v); }\nfunction f() { return /re\\/[/]/g; }\nconst c = a.b / c[d] / 4; const z = (x) => x / 2; if (a) { b(); } /re/.exec(c);\nclass C { #p = 1; get p() { return this.#p / 2; } static { this.q = {} } }\nconst arr = [1, 2] / 3; const half = (1) / (2); let v = typeof /x/ === 'object';\nwhile (i--) /a/.test(s); x = y\n/re/g.exec(z);\nconst obj = { a: { b: 1 } / 2 };\n",
+            "const o = { import: 1, export: 2 }; obj.import('./not.js'); x = a++ / 2; i--;\nfor (const v of list) { /x/.test(v); }\nfunction f() { return /re\\/[/]/g; }\nconst c = a.b / c[d] / 4; const z = (x) => x / 2; if (a) { b(); } /re/.exec(c);\nclass C { #p = 1; get p() { return this.#p / 2; } static { this.q = {} } }\nconst arr = [1, 2] / 3; const half = (1) / (2); let v = typeof /x/ === 'object';\nwhile (i--) /a/.test(s);\nconst obj = { a: { b: 1 } / 2 };\n",
             "import('./cond.js').then((m) => m.default); const w = await import('./await.js');\n//# sourceMappingURL=a.js.map\n",
             "#!/usr/bin/env node\nimport './shebang.js';\n/*# sourceMappingURL=a.js.map */\n",
             "const ty = `${\"`\"}`; import('./after-template.js'); const tz = \"`\";\n",
             "import './missing-map.js';\n//# sourceMappingURL=gone.js.map\n",
         ] {
             assert!(agrees("js/a.js", code), "the scan gave up on {code:?}");
+        }
+    }
+
+    /// The review's cases: each was once answered differently from the parser.
+    #[test]
+    fn what_a_review_found_now_agrees_or_is_left_to_the_parser() {
+        for (logical, code, answers) in [
+            // Columns count characters, in both paths (swc's own count UTF-16 units).
+            ("js/a.js", "console.log('🚀'); import('./a.js');\n", true),
+            // Lines end at `\n` in both paths, as the code frame's do.
+            ("js/a.js", "import './a.js';\rimport './b.js';\n", true),
+            (
+                "js/a.js",
+                "import './a.js';\r\r\nimport './b.js';\r\r\n",
+                true,
+            ),
+            // U+200B is white space to swc.
+            ("js/a.js", "\u{200b}import './a.js';\n", true),
+            ("js/a.js", "x;\u{200b}import('./a.js');\n", true),
+            // A statement ends after an import's specifier: a `/` there opens a regex.
+            (
+                "js/a.js",
+                "import './a.js'\n/^\\/\\//.test(u) && import('./b.js')\n",
+                true,
+            ),
+            // ... and after a name on the previous line, only the grammar knows.
+            (
+                "js/a.js",
+                "let x\n/^\\/\\//.test(u) && import('./b.js')\n",
+                false,
+            ),
+            (
+                "js/a.mjs",
+                "for await (const x of y) /a'/.test(x); import('./b.js');\n",
+                true,
+            ),
+            // Source order, where the tree visits otherwise.
+            (
+                "js/a.js",
+                "class A extends f(import('./a.js')) { m() { import('./b.js'); } }\n",
+                true,
+            ),
+            (
+                "js/a.js",
+                "do { import('./a.js'); } while (import('./b.js') && false);\n",
+                true,
+            ),
+            (
+                "js/a.js",
+                "class A { @d(import('./a.js')) x = import('./b.js'); }\n",
+                true,
+            ),
+            // Read twice, recorded once.
+            ("js/a.mjs", "export * as import from './a.js';\n", true),
+            // `-->` after a line break is a comment in a script.
+            ("js/a.js", "x = 1\n/* c */ --> import('./a.js')\n", false),
+            // A class field named `import`.
+            (
+                "js/a.js",
+                "class A {\n  import\n  from\n  './x.js'\n}\n",
+                false,
+            ),
+            // A second byte-order mark (swc drops one, `decode_utf8` the other).
+            ("js/a.js", "\u{feff}\u{feff}import('./a.js');\n", true),
+        ] {
+            assert_eq!(agrees(logical, code), answers, "{code:?}");
         }
     }
 
@@ -1061,6 +1147,9 @@ mod scanned {
             "<!-- html comment\nimport('./a.js');\n",
             // A division read as a regular expression runs into the line end.
             "const of = 4; import('./a.js'); x = of / 2;\n",
+            // A division on a new line (a regular expression after automatic semicolon
+            // insertion when the line before was complete).
+            "x = y\n/re/g.exec(z);\n",
         ] {
             assert!(!agrees("js/a.js", code), "the scan answered for {code:?}");
         }
@@ -1114,9 +1203,15 @@ mod scanned {
         "x = y\n/re/g.exec(z);",
         "const ty{n} = `${\"`\"}`;",
         "const bq{n} = \"`\";",
+        "console.log('🚀 ☃');",
+        "do { import('./do.js'); } while (import('./while.js') && 0);",
+        "let v{n}",
+        "x = a\n/ b;",
     ];
 
-    const SEPARATORS: &[&str] = &["\n", " ", "\t", "\r\n", "\u{a0}", "\n\t\t", ""];
+    const SEPARATORS: &[&str] = &[
+        "\n", " ", "\t", "\r\n", "\u{a0}", "\n\t\t", "", "\r", "\u{200b}", "\u{2028}",
+    ];
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]

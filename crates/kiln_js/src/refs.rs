@@ -8,8 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::scan::Found;
 use kiln_core::{Diagnostic, RefKind, RefSyntax, Reference};
-use swc_core::common::{SourceMap, Span, sync::Lrc};
+use swc_core::common::{BytePos, Span};
 use swc_core::ecma::ast::{
     CallExpr, Callee, ExportAll, Expr, ImportDecl, Lit, MemberProp, MetaPropKind, NamedExport,
     NewExpr, Str,
@@ -65,16 +66,16 @@ impl Refs<'_> {
 
 /// Replaces specifiers with placeholders, collecting the references and warnings.
 pub struct RefCollector<'a> {
-    pub cm: Lrc<SourceMap>,
     pub path: &'a str,
     pub text: &'a str,
+    /// Turns a span's position into a byte offset into `text`.
+    pub offset: &'a dyn Fn(BytePos) -> usize,
     pub refs: Refs<'a>,
     pub diagnostics: Vec<Diagnostic>,
-    /// Every replaced literal's span (quotes included) and its placeholder, for splicing the
-    /// placeholders into the original text when the code is not re-printed (`--no-minify`).
-    /// The flag is true for a template literal, whose whole span (backticks included) is replaced
-    /// by a double-quoted string, so nothing in the URL can open a `${`.
-    pub spans: Vec<(Span, String, bool)>,
+    /// Every specifier literal met, in the tree's order: an unminified build splices
+    /// placeholders into the original text from these, numbered in source order as
+    /// [`crate::scan`] numbers them.
+    pub found: Vec<Found>,
 }
 
 /// A bare specifier: not relative, not absolute, not a URL.
@@ -89,12 +90,23 @@ fn is_bare(spec: &str) -> bool {
 
 impl RefCollector<'_> {
     fn position(&self, span: Span) -> (u32, u32) {
-        let loc = self.cm.lookup_char_pos(span.lo);
-        // Columns count characters (a tab is one), as every other diagnostic's do.
-        (loc.line as u32, loc.col.0 as u32 + 1)
+        crate::line_col(self.text, (self.offset)(span.lo))
     }
 
-    fn reference(&mut self, spec: &str, span: Span, kind: RefKind) -> Option<String> {
+    fn reference(
+        &mut self,
+        spec: &str,
+        span: Span,
+        kind: RefKind,
+        template: bool,
+    ) -> Option<String> {
+        self.found.push(Found {
+            lo: (self.offset)(span.lo),
+            hi: (self.offset)(span.hi),
+            spec: spec.to_owned(),
+            kind,
+            template,
+        });
         let (line, column) = self.position(span);
         self.refs.add(spec, line, column, kind)
     }
@@ -103,8 +115,7 @@ impl RefCollector<'_> {
         let Some(spec) = s.value.as_str().map(str::to_owned) else {
             return;
         };
-        if let Some(placeholder) = self.reference(&spec, s.span, kind) {
-            self.spans.push((s.span, placeholder.clone(), false));
+        if let Some(placeholder) = self.reference(&spec, s.span, kind, false) {
             s.value = placeholder.into();
             s.raw = None;
         }
@@ -126,8 +137,7 @@ impl RefCollector<'_> {
                     return;
                 };
                 let span = tpl.span;
-                if let Some(placeholder) = self.reference(&spec, span, kind) {
-                    self.spans.push((span, placeholder.clone(), true));
+                if let Some(placeholder) = self.reference(&spec, span, kind, true) {
                     *expr = Expr::Lit(Lit::Str(Str {
                         span,
                         value: placeholder.into(),

@@ -48,8 +48,10 @@ pub(crate) fn scan(text: &str) -> Option<Scan> {
         after_dot: false,
         paren_keyword: false,
         brace_expression: false,
+        last_end: 0,
         open: Vec::new(),
         url_imports: Vec::new(),
+        statement_ends: Vec::new(),
         out: Scan::default(),
     };
     s.run()?;
@@ -57,6 +59,8 @@ pub(crate) fn scan(text: &str) -> Option<Scan> {
         return None;
     }
     s.out.found.sort_by_key(|f| f.lo);
+    // A literal found twice (`export * as import from '...'` reads as an import too) is one.
+    s.out.found.dedup_by_key(|f| f.lo);
     Some(s.out)
 }
 
@@ -86,14 +90,23 @@ struct Scanner<'a> {
     paren_keyword: bool,
     /// The last token was a punctuator or keyword after which a `{` opens an object literal.
     brace_expression: bool,
+    /// Where the last token ended.
+    last_end: usize,
     open: Vec<Open>,
     /// Where the `import` of each `new URL(..., import.meta.url)` found so far starts.
     url_imports: Vec<usize>,
+    /// Where the specifier of each `import`/`export ... from` declaration starts: the statement
+    /// ends with it, so a `/` after it starts a regular expression.
+    statement_ends: Vec<usize>,
     out: Scan,
 }
 
-/// Names after which a `/` starts a regular expression.
+/// Names after which a `/` starts a regular expression (`break`, `continue` and `debugger` end
+/// their statement: a `/` after them can only open one).
 const EXPRESSION_KEYWORDS: &[&str] = &[
+    "break",
+    "continue",
+    "debugger",
     "return",
     "typeof",
     "instanceof",
@@ -115,9 +128,10 @@ fn is_name_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c == b'\\' || c >= 0x80
 }
 
-/// JavaScript's white space beyond ASCII's (no-break spaces, line separators, the BOM, ...).
-fn is_unicode_space(c: char) -> bool {
-    c.is_whitespace() || c == '\u{feff}'
+/// JavaScript's white space beyond ASCII's (no-break spaces, line separators, the BOM, ...), as
+/// swc's lexer takes it (which adds U+200B to the standard's).
+pub(crate) fn is_unicode_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'
 }
 
 impl Scanner<'_> {
@@ -146,13 +160,23 @@ impl Scanner<'_> {
                         self.value();
                     }
                     _ => {
+                        // A division on a new line may be a regular expression after automatic
+                        // semicolon insertion (`let x` / `/re/.test(s)`): only the grammar knows.
+                        if self.line_break_since_last_token() {
+                            return None;
+                        }
                         self.i += 1;
                         self.punct();
                     }
                 },
                 b'\'' | b'"' => {
+                    let start = self.i;
                     self.i = self.string_end(self.i)?;
-                    self.value();
+                    if self.statement_ends.contains(&start) {
+                        self.punct();
+                    } else {
+                        self.value();
+                    }
                 }
                 b'`' => {
                     self.i += 1;
@@ -221,8 +245,9 @@ impl Scanner<'_> {
                     _ => return None,
                 },
                 b'+' | b'-' if self.peek(self.i + 1) == c => {
-                    // An HTML-like closing comment, `-->` first on a line in a classic script.
-                    if c == b'-' && self.peek(self.i + 2) == b'>' && self.first_on_line() {
+                    // `-->`: an HTML-like closing comment after a line break in a classic script
+                    // (comments and white space between included), else `x-- > y`.
+                    if c == b'-' && self.peek(self.i + 2) == b'>' {
                         return None;
                     }
                     // `++`/`--`: taken as postfix (a prefix one cannot precede a `/`).
@@ -252,6 +277,7 @@ impl Scanner<'_> {
 
     /// After a punctuator: a `/` starts a regular expression.
     fn punct(&mut self) {
+        self.last_end = self.i;
         self.regex_ok = true;
         self.after_dot = false;
         self.paren_keyword = false;
@@ -260,18 +286,18 @@ impl Scanner<'_> {
 
     /// After a value (a name, number, string, `]`, ...): a `/` is a division.
     fn value(&mut self) {
+        self.last_end = self.i;
         self.regex_ok = false;
         self.after_dot = false;
         self.paren_keyword = false;
         self.brace_expression = false;
     }
 
-    fn first_on_line(&self) -> bool {
-        self.b[..self.i]
-            .iter()
-            .rev()
-            .take_while(|&&c| c != b'\n' && c != b'\r')
-            .all(|c| c.is_ascii_whitespace())
+    /// Whether a line terminator lies between the last token and `self.i` (in white space or a
+    /// comment).
+    fn line_break_since_last_token(&self) -> bool {
+        let between = &self.text[self.last_end..self.i];
+        between.contains(['\n', '\r', '\u{2028}', '\u{2029}'])
     }
 
     /// Where the line comment (or hashbang) starting at `from` ends: at a line terminator
@@ -433,6 +459,7 @@ impl Scanner<'_> {
 
     fn name(&mut self) -> Option<()> {
         let start = self.i;
+        let after_for = self.paren_keyword;
         self.name_end();
         let word = &self.text[start..self.i];
         if self.after_dot {
@@ -450,7 +477,8 @@ impl Scanner<'_> {
         } else {
             self.value();
         }
-        self.paren_keyword = matches!(word, "if" | "while" | "for" | "with");
+        self.paren_keyword =
+            matches!(word, "if" | "while" | "for" | "with") || (word == "await" && after_for);
         self.brace_expression = matches!(
             word,
             "return" | "typeof" | "yield" | "await" | "void" | "delete" | "in" | "of" | "throw"
@@ -524,6 +552,11 @@ impl Scanner<'_> {
             return Some(());
         }
         let j = self.skip(self.i)?;
+        // A class field named `import`, then others on the next lines (`from`, `'./x.js'`): no
+        // import statement breaks its line there, so leave it to the parser.
+        if is_name_byte(self.peek(j)) && self.text[self.i..j].contains(['\n', '\r']) {
+            return None;
+        }
         match self.peek(j) {
             // `import(...)`: only a literal specifier followed by `)` or `,` (import
             // attributes); a computed one is for the parser, which reports it.
@@ -542,6 +575,7 @@ impl Scanner<'_> {
             b':' => {}
             b'\'' | b'"' => {
                 let lit = self.literal_at(j).ok()??;
+                self.statement_ends.push(j);
                 self.push(j, lit, RefKind::Import);
             }
             b'{' | b'*' => self.import_clause(j)?,
@@ -568,6 +602,7 @@ impl Scanner<'_> {
                         let k = self.skip(j)?;
                         if matches!(self.peek(k), b'\'' | b'"') {
                             let lit = self.literal_at(k).ok()??;
+                            self.statement_ends.push(k);
                             self.push(k, lit, RefKind::Import);
                             return Some(());
                         }
@@ -630,6 +665,7 @@ impl Scanner<'_> {
             return None;
         }
         let lit = self.literal_at(at).ok()??;
+        self.statement_ends.push(at);
         self.push(at, lit, RefKind::Import);
         Some(())
     }
